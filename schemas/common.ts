@@ -1,0 +1,30 @@
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
+
+// Small shared pieces the request and response schemas are built from.
+
+export const UuidSchema = Type.String({ format: 'uuid' })
+// Dates leave the service as ISO 8601 strings; handlers return Date objects.
+export const TimestampSchema = Type.Unsafe<Date>(Type.String({ format: 'date-time' }))
+export const EmailSchema = Type.String({ format: 'email', maxLength: 254 })
+
+export const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()])
+
+/** Fastify's error shape (contract: every error body), with our optional `code`. */
+export const ErrorResponseSchema = Type.Object(
+  {
+    statusCode: Type.Integer(),
+    error: Type.String(),
+    message: Type.String(),
+    code: Type.Optional(Type.String())
+  },
+  { $id: 'ErrorResponse', title: 'ErrorResponse' }
+)
+export type ErrorResponse = Static<typeof ErrorResponseSchema>
+
+/** A reference to the shared error schema, for the response map of every route. */
+export const ErrorRef = Type.Ref(ErrorResponseSchema)
+
+/** An empty response (204, or RFC 7009's empty 200). */
+export const NoContentSchema = Type.Unsafe<undefined>({ description: 'Empty body' })
+
+export const HealthSchema = Type.Object({ status: Type.String() })

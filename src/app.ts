@@ -1,0 +1,108 @@
+import { randomUUID } from 'node:crypto'
+import sensible from '@fastify/sensible'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import Fastify, { type FastifyServerOptions } from 'fastify'
+import { TokenPairSchema, UserSchema } from '../schemas/auth.js'
+import { ErrorResponseSchema } from '../schemas/common.js'
+import { SessionSchema } from '../schemas/sessions.js'
+import type { Config } from './config.js'
+import { pgliteDirFor } from './db/database.js'
+import authPlugin from './plugins/auth.js'
+import dbPlugin from './plugins/db.js'
+import errorsPlugin from './plugins/errors.js'
+import livenessPlugin from './plugins/liveness.js'
+import swaggerPlugin from './plugins/swagger.js'
+import authRoutes from './routes/auth.js'
+import healthRoutes from './routes/health.js'
+import logoutRoutes from './routes/logout.js'
+import meRoutes from './routes/me.js'
+import sessionRoutes from './routes/sessions.js'
+import verifyRoutes from './routes/verify.js'
+import wellKnownRoutes from './routes/well-known.js'
+import type { KeyRing } from './services/keys.js'
+
+export const API_PREFIX = '/api/v1/auth'
+
+export interface BuildOptions {
+  /** The clock every service reads (tests move it instead of sleeping). */
+  now?: () => Date
+  /** A ready key ring instead of loading keys from the configuration (tests). */
+  keys?: KeyRing
+  /** PGlite directory, e.g. `memory://` in tests; default DATA_DIR/pglite. */
+  pgliteDir?: string
+  /** Apply migrations at start-up (default: on PGlite only). */
+  migrate?: boolean
+  logger?: FastifyServerOptions['logger']
+}
+
+// Never log credentials: headers that carry them and every body field that may (pino redaction).
+const REDACT = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'res.headers["set-cookie"]',
+  '*.password',
+  '*.current_password',
+  '*.new_password',
+  '*.refresh_token',
+  '*.access_token',
+  '*.token'
+]
+
+export function loggerOptions(config: Config): FastifyServerOptions['logger'] {
+  return {
+    level: config.logLevel,
+    redact: { paths: REDACT, censor: '[redacted]' },
+    ...(process.stdout.isTTY && !config.isProduction ? { transport: { target: 'pino-pretty' } } : {})
+  }
+}
+
+export async function buildApp(config: Config, options: BuildOptions = {}) {
+  const now = options.now ?? (() => new Date())
+  const app = Fastify({
+    logger: options.logger ?? loggerOptions(config),
+    bodyLimit: config.bodyLimit,
+    // Fastify also takes a hop count here, which its typings leave out.
+    trustProxy: config.trustProxy as FastifyServerOptions['trustProxy'],
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+    requestTimeout: 30_000,
+    // Behind a load balancer, outlive its idle timeout so it never reuses a closed socket.
+    keepAliveTimeout: 72_000,
+    ajv: {
+      // Contract: "true" is not a boolean and unknown properties are a 400, not silently dropped.
+      customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false }
+    }
+  }).withTypeProvider<TypeBoxTypeProvider>()
+
+  for (const schema of [ErrorResponseSchema, UserSchema, TokenPairSchema, SessionSchema]) app.addSchema(schema)
+
+  await app.register(sensible)
+  await app.register(errorsPlugin)
+  await app.register(dbPlugin, {
+    databaseUrl: config.databaseUrl,
+    pgliteDir: options.pgliteDir ?? pgliteDirFor(config.dataDir),
+    poolSize: config.pgPoolSize,
+    migrate: options.migrate
+  })
+  await app.register(livenessPlugin, { now })
+  await app.register(authPlugin, { config, now, keys: options.keys })
+  await app.register(swaggerPlugin)
+
+  await app.register(async function authApi(api) {
+    // Nothing an auth API answers may be cached by a browser or proxy (tokens, profiles, errors).
+    api.addHook('onRequest', async (_request, reply) => {
+      reply.header('cache-control', 'no-store')
+    })
+    await api.register(authRoutes)
+    await api.register(logoutRoutes)
+    await api.register(meRoutes)
+    await api.register(sessionRoutes)
+    await api.register(verifyRoutes)
+  }, { prefix: API_PREFIX })
+  await app.register(wellKnownRoutes)
+  await app.register(healthRoutes)
+
+  return app
+}
+
+export type App = Awaited<ReturnType<typeof buildApp>>

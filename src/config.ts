@@ -1,0 +1,174 @@
+import { envSchema } from 'env-schema'
+import { Type, type Static } from '@sinclair/typebox'
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+
+// The environment as the operator writes it. env-schema validates it (and coerces numbers);
+// durations are parsed below so the rest of the code only sees whole seconds.
+const EnvSchema = Type.Object({
+  NODE_ENV: Type.String({ default: 'development' }),
+  DATABASE_URL: Type.Optional(Type.String({ minLength: 1 })),
+  DATA_DIR: Type.String({ default: './data', minLength: 1 }),
+  HOST: Type.String({ default: '127.0.0.1', minLength: 1 }),
+  PORT: Type.Integer({ default: 3000, minimum: 0, maximum: 65535 }),
+  LOG_LEVEL: Type.Union(LOG_LEVELS.map((level) => Type.Literal(level)), { default: 'info' }),
+
+  ACCESS_TOKEN_TTL: Type.String({ default: '15m' }),
+  REFRESH_TOKEN_TTL: Type.String({ default: '30d' }),
+  REFRESH_REUSE_GRACE: Type.Integer({ default: 10, minimum: 0, maximum: 300 }),
+  CLOCK_TOLERANCE: Type.Integer({ default: 5, minimum: 0, maximum: 300 }),
+
+  JWT_ISSUER: Type.String({ default: 'auth-service', minLength: 1 }),
+  JWT_AUDIENCE: Type.String({ default: 'api', minLength: 1 }),
+  JWT_CLIENT_ID: Type.String({ default: 'auth-service', minLength: 1 }),
+  JWT_ALGORITHM: Type.Union([Type.Literal('EdDSA'), Type.Literal('ES256'), Type.Literal('HS256')], {
+    default: 'EdDSA'
+  }),
+  JWT_PRIVATE_KEY: Type.Optional(Type.String({ minLength: 1 })),
+  JWT_PRIVATE_KEY_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  JWT_VERIFY_KEYS: Type.Optional(Type.String({ minLength: 1 })),
+  JWT_VERIFY_KEYS_FILE: Type.Optional(Type.String({ minLength: 1 })),
+  JWT_SECRET: Type.Optional(Type.String({ minLength: 1 })),
+
+  BODY_LIMIT: Type.Integer({ default: 1_048_576, minimum: 1024 }),
+  TRUST_PROXY: Type.String({ default: 'false' }),
+  RATE_LIMIT: Type.Union([Type.Literal('on'), Type.Literal('off')], { default: 'on' }),
+  RATE_LIMIT_LOGIN_MAX: Type.Integer({ default: 10, minimum: 1 }),
+  RATE_LIMIT_WINDOW: Type.String({ default: '1m' }),
+
+  SESSION_CACHE_SIZE: Type.Integer({ default: 100_000, minimum: 0 }),
+  SESSION_CACHE_TTL: Type.Integer({ default: 30, minimum: 0 }),
+  SESSION_CLEANUP_INTERVAL: Type.String({ default: '10m' }),
+  PG_POOL_SIZE: Type.Integer({ default: 10, minimum: 1 })
+})
+type Env = Static<typeof EnvSchema>
+
+export type SigningAlgorithm = Env['JWT_ALGORITHM']
+
+export interface Config {
+  readonly env: string
+  readonly isProduction: boolean
+  readonly databaseUrl: string | undefined
+  readonly dataDir: string
+  readonly host: string
+  readonly port: number
+  readonly logLevel: Env['LOG_LEVEL']
+  readonly bodyLimit: number
+  readonly trustProxy: boolean | number | string
+  readonly tokens: {
+    readonly accessTtl: number
+    readonly refreshTtl: number
+    readonly reuseGrace: number
+    readonly clockTolerance: number
+    readonly issuer: string
+    readonly audience: string
+    readonly clientId: string
+  }
+  readonly keys: {
+    readonly algorithm: SigningAlgorithm
+    readonly privateKey: string | undefined
+    readonly privateKeyFile: string | undefined
+    readonly verifyKeys: string | undefined
+    readonly verifyKeysFile: string | undefined
+    readonly secret: string | undefined
+  }
+  readonly rateLimit: {
+    readonly enabled: boolean
+    readonly loginMax: number
+    readonly window: number
+  }
+  readonly sessions: {
+    readonly cacheSize: number
+    readonly cacheTtl: number
+    /** Seconds between clean-ups of expired sessions; 0 turns the clean-up off. */
+    readonly cleanupInterval: number
+  }
+  readonly pgPoolSize: number
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 }
+
+/** Parses `900`, `90s`, `15m`, `12h` or `30d` into whole seconds. */
+export function parseDuration(name: string, value: string): number {
+  const match = /^(\d+)\s*([smhd]?)$/.exec(value.trim())
+  if (!match) {
+    throw new ConfigError(`${name} must be whole seconds or a duration like 15m, 12h, 30d (got "${value}")`)
+  }
+  return Number(match[1]) * UNIT_SECONDS[match[2] || 's']
+}
+
+function parsePositiveDuration(name: string, value: string): number {
+  const seconds = parseDuration(name, value)
+  if (seconds < 1) throw new ConfigError(`${name} must be at least one second`)
+  return seconds
+}
+
+function parseTrustProxy(value: string): boolean | number | string {
+  if (value === 'true') return true
+  if (value === 'false' || value === '') return false
+  if (/^\d+$/.test(value)) return Number(value)
+  return value // a comma-separated list of addresses or CIDRs, as Fastify's trustProxy accepts
+}
+
+/**
+ * Reads and validates the environment once at start-up. A bad value throws a ConfigError whose
+ * message names the variable; src/server.ts prints it as one line and exits.
+ */
+export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
+  let env: Env
+  try {
+    env = envSchema<Env>({ schema: EnvSchema, data: source, dotenv: false })
+  } catch (err) {
+    throw new ConfigError((err as Error).message.replace(/env\//g, ''))
+  }
+
+  const accessTtl = parsePositiveDuration('ACCESS_TOKEN_TTL', env.ACCESS_TOKEN_TTL)
+  const refreshTtl = parsePositiveDuration('REFRESH_TOKEN_TTL', env.REFRESH_TOKEN_TTL)
+  if (refreshTtl < accessTtl) {
+    throw new ConfigError('REFRESH_TOKEN_TTL must not be shorter than ACCESS_TOKEN_TTL')
+  }
+
+  return Object.freeze({
+    env: env.NODE_ENV,
+    isProduction: env.NODE_ENV === 'production',
+    databaseUrl: env.DATABASE_URL,
+    dataDir: env.DATA_DIR,
+    host: env.HOST,
+    port: env.PORT,
+    logLevel: env.LOG_LEVEL,
+    bodyLimit: env.BODY_LIMIT,
+    trustProxy: parseTrustProxy(env.TRUST_PROXY),
+    tokens: Object.freeze({
+      accessTtl,
+      refreshTtl,
+      reuseGrace: env.REFRESH_REUSE_GRACE,
+      clockTolerance: env.CLOCK_TOLERANCE,
+      issuer: env.JWT_ISSUER,
+      audience: env.JWT_AUDIENCE,
+      clientId: env.JWT_CLIENT_ID
+    }),
+    keys: Object.freeze({
+      algorithm: env.JWT_ALGORITHM,
+      privateKey: env.JWT_PRIVATE_KEY,
+      privateKeyFile: env.JWT_PRIVATE_KEY_FILE,
+      verifyKeys: env.JWT_VERIFY_KEYS,
+      verifyKeysFile: env.JWT_VERIFY_KEYS_FILE,
+      secret: env.JWT_SECRET
+    }),
+    rateLimit: Object.freeze({
+      enabled: env.RATE_LIMIT === 'on',
+      loginMax: env.RATE_LIMIT_LOGIN_MAX,
+      window: parsePositiveDuration('RATE_LIMIT_WINDOW', env.RATE_LIMIT_WINDOW)
+    }),
+    sessions: Object.freeze({
+      cacheSize: env.SESSION_CACHE_SIZE,
+      cacheTtl: env.SESSION_CACHE_TTL,
+      cleanupInterval: parseDuration('SESSION_CLEANUP_INTERVAL', env.SESSION_CLEANUP_INTERVAL)
+    }),
+    pgPoolSize: env.PG_POOL_SIZE
+  })
+}

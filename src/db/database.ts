@@ -1,0 +1,66 @@
+import { mkdir } from 'node:fs/promises'
+import path from 'node:path'
+import { PGlite } from '@electric-sql/pglite'
+import { Kysely, PostgresDialect } from 'kysely'
+import { PGliteDialect } from 'kysely-pglite-dialect'
+import pg from 'pg'
+import type { Database } from './types.js'
+
+export type StorageKind = 'postgres' | 'pglite'
+
+export interface DatabaseHandle {
+  readonly db: Kysely<Database>
+  readonly kind: StorageKind
+  /** The embedded engine, when running on PGlite (its LISTEN/NOTIFY is in-process). */
+  readonly pglite?: PGlite
+  readonly close: () => Promise<void>
+}
+
+export interface DatabaseOptions {
+  /** A PostgreSQL connection string; unset selects the embedded PGlite. */
+  readonly databaseUrl?: string
+  /** Directory for PGlite's files, or `memory://` for a throw-away database (tests). */
+  readonly pgliteDir: string
+  readonly poolSize?: number
+}
+
+// timestamptz and timestamp come back as Date on both engines; make bigint counts plain numbers on pg.
+pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value))
+
+/**
+ * Opens the one database the service uses. The same Kysely queries run on both engines: only
+ * the dialect differs.
+ */
+export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHandle> {
+  if (options.databaseUrl) {
+    const pool = new pg.Pool({
+      connectionString: options.databaseUrl,
+      max: options.poolSize ?? 10,
+      // Fail fast while the server is unreachable: requests answer 503 instead of queueing.
+      connectionTimeoutMillis: 5_000
+    })
+    // An idle client losing its connection emits 'error' on the pool; without a listener it
+    // would crash the process. The next query simply gets a new connection.
+    pool.on('error', () => {})
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+    return { db, kind: 'postgres', close: () => db.destroy() }
+  }
+
+  const dataDir = options.pgliteDir
+  if (!dataDir.startsWith('memory://')) await mkdir(dataDir, { recursive: true })
+  const pglite = await PGlite.create(dataDir)
+  const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) })
+  return {
+    db,
+    kind: 'pglite',
+    pglite,
+    close: async () => {
+      await db.destroy()
+      if (!pglite.closed) await pglite.close()
+    }
+  }
+}
+
+export function pgliteDirFor(dataDir: string): string {
+  return path.join(dataDir, 'pglite')
+}

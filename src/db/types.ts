@@ -1,0 +1,40 @@
+import type { ColumnType, Insertable, Selectable } from 'kysely'
+
+// Hand-written to match migrations/. Timestamps are read as Date and written as Date.
+type Timestamp = ColumnType<Date, Date | undefined, Date>
+
+export interface UsersTable {
+  id: string
+  /** Stored lower-cased: emails are case-insensitive and unique. */
+  email: string
+  password_hash: string
+  display_name: string | null
+  created_at: Timestamp
+  updated_at: Timestamp
+}
+
+export interface UserSessionsTable {
+  id: string
+  user_id: string
+  /** SHA-256 (hex) of the current refresh token's jti; never the jti itself. */
+  refresh_jti_hash: string
+  /** SHA-256 of the jti that the last rotation replaced, for the reuse grace window. */
+  previous_jti_hash: string | null
+  /** When the current refresh token was issued (login or last rotation); its `iat`. */
+  rotated_at: Timestamp
+  created_at: Timestamp
+  last_used_at: Timestamp
+  expires_at: Date
+  user_agent: string | null
+  ip: string | null
+}
+
+export interface Database {
+  users: UsersTable
+  user_sessions: UserSessionsTable
+}
+
+export type UserRow = Selectable<UsersTable>
+export type NewUserRow = Insertable<UsersTable>
+export type SessionRow = Selectable<UserSessionsTable>
+export type NewSessionRow = Insertable<UserSessionsTable>

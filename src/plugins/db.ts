@@ -1,0 +1,56 @@
+// Adds `app.db` (Kysely) on PostgreSQL when DATABASE_URL is set, else on the embedded PGlite,
+// and closes it with the app. https://kysely.dev/docs/getting-started
+import fp from 'fastify-plugin'
+import type { Kysely } from 'kysely'
+import { sql } from 'kysely'
+import { openDatabase, type DatabaseHandle, type StorageKind } from '../db/database.js'
+import { assertMigrated, migrateToLatest } from '../db/migrate.js'
+import type { Database } from '../db/types.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    db: Kysely<Database>
+    database: { kind: StorageKind, handle: DatabaseHandle, ping: () => Promise<boolean> }
+  }
+}
+
+export interface DbPluginOptions {
+  databaseUrl?: string
+  pgliteDir: string
+  poolSize?: number
+  /** Apply pending migrations at start-up; defaults to true on PGlite only (PostgreSQL: `npm run migrate`). */
+  migrate?: boolean
+}
+
+const PING_TIMEOUT_MS = 2_000
+
+export default fp<DbPluginOptions>(
+  async function dbPlugin(app, options) {
+    const handle = await openDatabase(options)
+    app.addHook('onClose', () => handle.close())
+
+    if (options.migrate ?? handle.kind === 'pglite') {
+      await migrateToLatest(handle.db)
+    } else {
+      await assertMigrated(handle.db)
+    }
+
+    async function ping(): Promise<boolean> {
+      let timer: NodeJS.Timeout | undefined
+      const timeout = new Promise<false>((resolve) => {
+        timer = setTimeout(() => resolve(false), PING_TIMEOUT_MS)
+      })
+      try {
+        return await Promise.race([sql`select 1`.execute(handle.db).then(() => true), timeout])
+      } catch {
+        return false
+      } finally {
+        clearTimeout(timer)
+      }
+    }
+
+    app.decorate('db', handle.db)
+    app.decorate('database', { kind: handle.kind, handle, ping })
+  },
+  { name: 'db' }
+)

@@ -1,0 +1,56 @@
+// Error and not-found handlers: every error leaves in Fastify's shape { statusCode, error,
+// message, code }, 5xx messages are masked, and Bearer 401s carry WWW-Authenticate.
+// https://fastify.dev/docs/latest/Reference/Errors/
+import { STATUS_CODES } from 'node:http'
+import type { FastifyError } from 'fastify'
+import fp from 'fastify-plugin'
+import { bearerChallenge, isDatabaseUnavailable } from '../services/errors.js'
+
+// Node's JSON.parse messages quote the start of the body, which may hold a password.
+const SAFE_MESSAGES: Record<string, string> = {
+  FST_ERR_CTP_INVALID_JSON_BODY: 'Body is not valid JSON'
+}
+
+function statusOf(error: FastifyError): number {
+  if (isDatabaseUnavailable(error)) return 503
+  const status = error.statusCode ?? 500
+  return status >= 400 && status <= 599 ? status : 500
+}
+
+function messageOf(error: FastifyError, statusCode: number): string {
+  if (statusCode === 503) return 'Service temporarily unavailable'
+  if (statusCode >= 500) return 'Internal Server Error'
+  if (error instanceof SyntaxError) return SAFE_MESSAGES.FST_ERR_CTP_INVALID_JSON_BODY
+  return SAFE_MESSAGES[error.code] ?? error.message
+}
+
+export default fp(
+  async function errorsPlugin(app) {
+    app.setErrorHandler(function errorHandler(error: FastifyError, request, reply) {
+      const statusCode = statusOf(error)
+      if (statusCode >= 500) {
+        request.log.error({ err: error }, 'request failed')
+      } else {
+        request.log.info({ code: error.code, statusCode }, error.message)
+      }
+      const challenge = bearerChallenge(error)
+      if (challenge) reply.header('www-authenticate', challenge)
+      if (statusCode === 503) reply.header('retry-after', '5')
+      return reply.code(statusCode).send({
+        statusCode,
+        error: STATUS_CODES[statusCode] ?? 'Error',
+        message: messageOf(error, statusCode),
+        ...(error.code && statusCode < 500 ? { code: error.code } : {})
+      })
+    })
+
+    app.setNotFoundHandler(function notFound(request, reply) {
+      return reply.code(404).send({
+        statusCode: 404,
+        error: 'Not Found',
+        message: `Route ${request.method} ${request.url.split('?')[0]} not found`
+      })
+    })
+  },
+  { name: 'errors' }
+)

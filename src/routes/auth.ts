@@ -1,0 +1,80 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
+import {
+  LoginRequestSchema,
+  PasswordChangeRequestSchema,
+  RefreshRequestSchema,
+  RegisterRequestSchema,
+  RevokeRequestSchema,
+  TokenPairSchema
+} from '../../schemas/auth.js'
+import { ErrorRef, NoContentSchema } from '../../schemas/common.js'
+import { changePassword, login, register } from '../services/accounts.js'
+import { refreshSession, revokeToken } from '../services/sessions.js'
+import { clientInfo } from './client-info.js'
+
+const TokenPairRef = Type.Ref(TokenPairSchema)
+
+const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  app.post('/register', {
+    schema: {
+      tags: ['auth'],
+      summary: 'Create an account and its first session',
+      body: RegisterRequestSchema,
+      response: { 201: TokenPairRef, 400: ErrorRef, 409: ErrorRef, 415: ErrorRef, 429: ErrorRef }
+    },
+    handler: async (request, reply) => {
+      return reply.code(201).send(await register(app.authContext, request.body, clientInfo(request)))
+    }
+  })
+
+  app.post('/login', {
+    schema: {
+      tags: ['auth'],
+      summary: 'Log in: opens a new session',
+      body: LoginRequestSchema,
+      response: { 200: TokenPairRef, 400: ErrorRef, 401: ErrorRef, 415: ErrorRef, 429: ErrorRef }
+    },
+    handler: async (request) => login(app.authContext, request.body, clientInfo(request))
+  })
+
+  app.post('/refresh', {
+    schema: {
+      tags: ['auth'],
+      summary: 'Rotate the refresh token and get a new token pair',
+      body: RefreshRequestSchema,
+      response: { 200: TokenPairRef, 400: ErrorRef, 401: ErrorRef, 415: ErrorRef, 429: ErrorRef }
+    },
+    handler: async (request) => refreshSession(app.authContext, request.body.refresh_token)
+  })
+
+  app.post('/revoke', {
+    schema: {
+      tags: ['auth'],
+      summary: 'RFC 7009 token revocation: ends the session of a refresh token; always 200',
+      body: RevokeRequestSchema,
+      response: { 200: NoContentSchema, 400: ErrorRef, 415: ErrorRef }
+    },
+    handler: async (request, reply) => {
+      await revokeToken(app.authContext, request.body.token)
+      return reply.code(200).send()
+    }
+  })
+
+  app.post('/password', {
+    onRequest: app.authenticate,
+    schema: {
+      tags: ['auth'],
+      summary: 'Change the password; every other session of the user is deleted',
+      security: [{ bearerAuth: [] }],
+      body: PasswordChangeRequestSchema,
+      response: { 204: NoContentSchema, 400: ErrorRef, 401: ErrorRef, 415: ErrorRef, 429: ErrorRef }
+    },
+    handler: async (request, reply) => {
+      await changePassword(app.authContext, request.user, request.body)
+      return reply.code(204).send()
+    }
+  })
+}
+
+export default authRoutes

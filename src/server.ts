@@ -1,0 +1,39 @@
+import closeWithGrace from 'close-with-grace'
+import { buildApp } from './app.js'
+import { loadConfig } from './config.js'
+
+// Process entry only: configuration, app, listen, graceful shutdown.
+async function main(): Promise<void> {
+  let config
+  try {
+    config = loadConfig()
+  } catch (err) {
+    console.error(`Invalid configuration: ${(err as Error).message}`)
+    process.exit(1)
+  }
+
+  let app
+  try {
+    app = await buildApp(config)
+  } catch (err) {
+    // Bad key material, an unreachable database or a schema that is behind: one clear line.
+    console.error(`Cannot start: ${(err as Error).message}`)
+    process.exit(1)
+  }
+
+  // On SIGTERM/SIGINT: stop accepting, let in-flight requests finish, close the database.
+  closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
+    if (err) app.log.error({ err }, 'shutting down after an error')
+    else app.log.info({ signal }, 'shutting down')
+    await app.close()
+  })
+
+  try {
+    await app.listen({ host: config.host, port: config.port })
+  } catch (err) {
+    console.error(`Cannot listen on ${config.host}:${config.port}: ${(err as Error).message}`)
+    process.exit(1)
+  }
+}
+
+await main()

@@ -1,0 +1,73 @@
+import { randomUUID } from 'node:crypto'
+import type { LoginRequest, PasswordChangeRequest, RegisterRequest } from '../../schemas/auth.js'
+import { deleteSessionsOfUser } from '../repositories/sessions.js'
+import {
+  findPublicUserById,
+  findUserByEmail,
+  findUserById,
+  insertUser,
+  updatePasswordHash,
+  type PublicUser
+} from '../repositories/users.js'
+import type { AuthContext, Caller, ClientInfo } from './context.js'
+import { EmailTakenError, InvalidAccessTokenError, InvalidCredentialsError, WrongPasswordError, isUniqueViolation } from './errors.js'
+import { burnPasswordCheck, hashPassword, verifyPassword } from './passwords.js'
+import { startSession, type TokenPair } from './sessions.js'
+
+/** Emails are case-insensitive: stored and looked up lower-cased (README, "Decisions"). */
+export function normalizeEmail(email: string): string {
+  return email.trim().toLowerCase()
+}
+
+export async function register(ctx: AuthContext, body: RegisterRequest, client: ClientInfo): Promise<TokenPair> {
+  const passwordHash = await hashPassword(body.password)
+  try {
+    return await ctx.db.transaction().execute(async (trx) => {
+      const now = ctx.now()
+      const user = await insertUser(trx, {
+        id: randomUUID(),
+        email: normalizeEmail(body.email),
+        password_hash: passwordHash,
+        display_name: body.display_name ?? null,
+        created_at: now,
+        updated_at: now
+      })
+      return startSession(ctx, trx, user, client)
+    })
+  } catch (err) {
+    if (isUniqueViolation(err)) throw new EmailTakenError()
+    throw err
+  }
+}
+
+/** Unknown email and wrong password get the same error after the same argon2id work. */
+export async function login(ctx: AuthContext, body: LoginRequest, client: ClientInfo): Promise<TokenPair> {
+  const user = await findUserByEmail(ctx.db, normalizeEmail(body.email))
+  if (!user) {
+    await burnPasswordCheck(body.password)
+    throw new InvalidCredentialsError()
+  }
+  if (!(await verifyPassword(user.password_hash, body.password))) throw new InvalidCredentialsError()
+  const { id, email, display_name, created_at } = user
+  return startSession(ctx, ctx.db, { id, email, display_name, created_at }, client)
+}
+
+export async function getProfile(ctx: AuthContext, caller: Caller): Promise<PublicUser> {
+  const user = await findPublicUserById(ctx.db, caller.userId)
+  if (!user) throw new InvalidAccessTokenError() // the account is gone with its sessions
+  return user
+}
+
+/** POST /password: every other session of the user is deleted; the caller's stays. */
+export async function changePassword(ctx: AuthContext, caller: Caller, body: PasswordChangeRequest): Promise<string[]> {
+  const user = await findUserById(ctx.db, caller.userId)
+  if (!user) throw new InvalidAccessTokenError()
+  if (!(await verifyPassword(user.password_hash, body.current_password))) throw new WrongPasswordError()
+  const passwordHash = await hashPassword(body.new_password)
+  const deleted = await ctx.db.transaction().execute(async (trx) => {
+    await updatePasswordHash(trx, user.id, passwordHash, ctx.now())
+    return deleteSessionsOfUser(trx, user.id, caller.sessionId)
+  })
+  ctx.sessionsRevoked(deleted)
+  return deleted
+}

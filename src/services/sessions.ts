@@ -1,0 +1,177 @@
+import { randomUUID } from 'node:crypto'
+import type { LogoutRequest } from '../../schemas/auth.js'
+import type { PublicUser } from '../repositories/users.js'
+import { findPublicUserById } from '../repositories/users.js'
+import {
+  deleteSession,
+  deleteSessionsOfUser,
+  insertSession,
+  listSessionsOfUser,
+  rotateRefreshJti,
+  touchRecentlyRotated,
+  type RotatedSession
+} from '../repositories/sessions.js'
+import type { Executor } from '../repositories/executor.js'
+import type { AuthContext, Caller, ClientInfo } from './context.js'
+import {
+  ForeignSessionError,
+  InvalidLogoutRequestError,
+  InvalidRefreshTokenError,
+  RefreshTokenReuseError,
+  SessionNotFoundError
+} from './errors.js'
+
+export interface TokenPair {
+  user: PublicUser
+  access_token: string
+  refresh_token: string
+  token_type: 'Bearer'
+  expires_in: number
+}
+
+const MAX_USER_AGENT = 512
+
+/** Opens a new session (one per login or registration) and returns its first token pair. */
+export async function startSession(
+  ctx: AuthContext,
+  db: Executor,
+  user: PublicUser,
+  client: ClientInfo
+): Promise<TokenPair> {
+  const now = ctx.now()
+  const sessionId = randomUUID()
+  const jti = ctx.tokens.newRefreshJti()
+  // REFRESH_TOKEN_TTL counts from login; rotation never extends it.
+  const expiresAt = new Date(now.getTime() + ctx.settings.refreshTtl * 1000)
+  await insertSession(db, {
+    id: sessionId,
+    user_id: user.id,
+    refresh_jti_hash: ctx.tokens.hashJti(jti),
+    previous_jti_hash: null,
+    rotated_at: now,
+    created_at: now,
+    last_used_at: now,
+    expires_at: expiresAt,
+    user_agent: client.userAgent?.slice(0, MAX_USER_AGENT) ?? null,
+    ip: client.ip ?? null
+  })
+  return tokenPair(ctx, user, { id: sessionId, user_id: user.id, rotated_at: now, expires_at: expiresAt }, jti, now)
+}
+
+function tokenPair(ctx: AuthContext, user: PublicUser, session: RotatedSession, refreshJti: string, now: Date): TokenPair {
+  const access = ctx.tokens.issueAccessToken(user.id, session.id, session.expires_at, now)
+  return {
+    user,
+    access_token: access.token,
+    refresh_token: ctx.tokens.issueRefreshToken(user.id, session.id, refreshJti, session.rotated_at, session.expires_at),
+    token_type: 'Bearer',
+    expires_in: access.expiresIn
+  }
+}
+
+/**
+ * POST /refresh (contract, "POST /refresh, precisely"). Conditional statements decide, never a
+ * read-then-write: rotate if the token is current; else replay the rotation if the token is the
+ * one just rotated away within the grace window; else it is reuse of an old token, treated as
+ * theft (RFC 9700 §4.14.2): the whole session is deleted.
+ */
+export async function refreshSession(ctx: AuthContext, refreshToken: string): Promise<TokenPair> {
+  const claims = await ctx.tokens.verifyRefreshToken(refreshToken)
+  const now = ctx.now()
+  const presentedHash = ctx.tokens.hashJti(claims.jti)
+  const nextJti = ctx.tokens.nextRefreshJti(claims.jti)
+  const nextHash = ctx.tokens.hashJti(nextJti)
+  const target = { sessionId: claims.sid, userId: claims.sub, now }
+
+  let session = await rotateRefreshJti(ctx.db, { ...target, currentHash: presentedHash, nextHash })
+  if (!session && ctx.settings.reuseGrace > 0) {
+    const rotatedAfter = new Date(now.getTime() - ctx.settings.reuseGrace * 1000)
+    session = await touchRecentlyRotated(ctx.db, { ...target, presentedHash, currentHash: nextHash, rotatedAfter })
+  }
+  if (!session) {
+    const deleted = await deleteSession(ctx.db, claims.sub, claims.sid)
+    if (deleted.length === 0) throw new InvalidRefreshTokenError() // session already gone
+    ctx.sessionsRevoked(deleted)
+    throw new RefreshTokenReuseError()
+  }
+
+  const user = await findPublicUserById(ctx.db, claims.sub)
+  if (!user) throw new InvalidRefreshTokenError()
+  return tokenPair(ctx, user, session, nextJti, now)
+}
+
+export type LogoutKind = 'current' | 'refresh_token' | 'all_devices' | 'other_devices'
+
+export interface LogoutResult {
+  kind: LogoutKind
+  deletedSessionIds: string[]
+}
+
+/** Contract §6: the combinations the schema alone cannot express. */
+function logoutKind(body: LogoutRequest | undefined): LogoutKind {
+  const allDevices = body?.all_devices === true
+  if (body?.keep_current !== undefined && !allDevices) {
+    throw new InvalidLogoutRequestError('keep_current requires all_devices: true')
+  }
+  if (body?.refresh_token !== undefined && allDevices) {
+    throw new InvalidLogoutRequestError('refresh_token cannot be combined with all_devices: true')
+  }
+  if (body?.refresh_token !== undefined) return 'refresh_token'
+  if (allDevices) return body?.keep_current === true ? 'other_devices' : 'all_devices'
+  return 'current'
+}
+
+/**
+ * POST /logout (contract, "POST /logout, precisely"). Sessions are deleted by id, so every
+ * token of a deleted session dies with it, and a logout of a session already gone is a 204.
+ */
+export async function logout(ctx: AuthContext, caller: Caller, body: LogoutRequest | undefined): Promise<LogoutResult> {
+  const kind = logoutKind(body)
+  let deleted: string[]
+  switch (kind) {
+    case 'refresh_token': {
+      const claims = await ctx.tokens.verifyRefreshToken(body!.refresh_token!)
+      if (claims.sub !== caller.userId) throw new ForeignSessionError()
+      // By the session the token names, not by the token's jti: an older (rotated) refresh
+      // token of the session ends it too, like its current one.
+      deleted = await deleteSession(ctx.db, caller.userId, claims.sid)
+      break
+    }
+    case 'all_devices':
+      deleted = await deleteSessionsOfUser(ctx.db, caller.userId)
+      break
+    case 'other_devices':
+      deleted = await deleteSessionsOfUser(ctx.db, caller.userId, caller.sessionId)
+      break
+    case 'current':
+      deleted = await deleteSession(ctx.db, caller.userId, caller.sessionId)
+      break
+  }
+  ctx.sessionsRevoked(deleted)
+  return { kind, deletedSessionIds: deleted }
+}
+
+/** RFC 7009: revokes the session of a genuine refresh token; anything else is quietly ignored. */
+export async function revokeToken(ctx: AuthContext, token: string): Promise<string[]> {
+  let claims
+  try {
+    claims = await ctx.tokens.verifyRefreshToken(token)
+  } catch {
+    return [] // RFC 7009 §2.2: an invalid token is not an error
+  }
+  const deleted = await deleteSession(ctx.db, claims.sub, claims.sid)
+  ctx.sessionsRevoked(deleted)
+  return deleted
+}
+
+export async function listSessions(ctx: AuthContext, caller: Caller) {
+  const sessions = await listSessionsOfUser(ctx.db, caller.userId, ctx.now())
+  return sessions.map((session) => ({ ...session, current: session.id === caller.sessionId }))
+}
+
+/** DELETE /sessions/:id: only the caller's own sessions; another user's is indistinguishable from none. */
+export async function deleteSessionById(ctx: AuthContext, caller: Caller, sessionId: string): Promise<void> {
+  const deleted = await deleteSession(ctx.db, caller.userId, sessionId)
+  if (deleted.length === 0) throw new SessionNotFoundError()
+  ctx.sessionsRevoked(deleted)
+}

@@ -1,0 +1,151 @@
+import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto'
+import { createSigner, createVerifier, type VerifierOptions } from 'fast-jwt'
+import type { Config } from '../config.js'
+import { InvalidRefreshTokenError } from './errors.js'
+import type { KeyRing } from './keys.js'
+
+// RFC 9068 names the access token's type; the refresh token gets a type of its own so that
+// neither is ever accepted where the other is expected (and a plain `JWT` is neither).
+export const ACCESS_TOKEN_TYP = 'at+jwt'
+export const REFRESH_TOKEN_TYP = 'refresh+jwt'
+
+export interface AccessTokenClaims {
+  iss: string
+  aud: string
+  sub: string
+  sid: string
+  client_id: string
+  jti: string
+  iat: number
+  exp: number
+}
+
+export interface RefreshTokenClaims {
+  iss: string
+  aud: string
+  sub: string
+  sid: string
+  jti: string
+  iat: number
+  exp: number
+}
+
+export interface IssuedAccessToken {
+  token: string
+  /** Seconds until it expires, for the token pair's `expires_in`. */
+  expiresIn: number
+}
+
+export type TokenSettings = Config['tokens']
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+export function isUuid(value: unknown): value is string {
+  return typeof value === 'string' && UUID.test(value)
+}
+
+const toSeconds = (date: Date): number => Math.floor(date.getTime() / 1000)
+
+/**
+ * The verification rules shared by both token types (contract, "Tokens"): one algorithm, a
+ * known kid, our iss and aud, the right typ, exp required, nbf honoured, no unknown `crit`.
+ */
+export function verifierOptions(keys: KeyRing, settings: TokenSettings, typ: string): Partial<VerifierOptions> {
+  return {
+    algorithms: [keys.algorithm],
+    allowedIss: settings.issuer,
+    allowedAud: settings.audience,
+    checkTyp: typ,
+    clockTolerance: settings.clockTolerance * 1000,
+    requiredClaims: typ === ACCESS_TOKEN_TYP
+      ? ['iss', 'aud', 'sub', 'sid', 'client_id', 'jti', 'iat', 'exp']
+      : ['iss', 'aud', 'sub', 'sid', 'jti', 'iat', 'exp'],
+    allowedCritHeaders: []
+  }
+}
+
+/**
+ * Finds the key for a token by its `kid` only: `jku`, `x5u`, `jwk` and `x5c` are never looked at.
+ * An unknown or missing kid rejects the token.
+ */
+export function keyResolver(keys: KeyRing) {
+  return async function resolveKey({ header }: { header: Record<string, unknown> }): Promise<string> {
+    const key = keys.verificationKey(header.kid)
+    if (!key) throw new Error('unknown kid')
+    return key
+  }
+}
+
+export function createTokenService(keys: KeyRing, settings: TokenSettings) {
+  const signAccess = createSigner({
+    key: keys.signingKey,
+    algorithm: keys.algorithm,
+    kid: keys.signingKid,
+    header: { alg: keys.algorithm, typ: ACCESS_TOKEN_TYP },
+    iss: settings.issuer,
+    aud: settings.audience
+  })
+  const signRefresh = createSigner({
+    key: keys.signingKey,
+    algorithm: keys.algorithm,
+    kid: keys.signingKid,
+    header: { alg: keys.algorithm, typ: REFRESH_TOKEN_TYP },
+    iss: settings.issuer,
+    aud: settings.audience
+  })
+  const verifyRefresh = createVerifier({
+    ...verifierOptions(keys, settings, REFRESH_TOKEN_TYP),
+    key: keyResolver(keys)
+  })
+
+  return {
+    /** An access token for a session; it never outlives the session itself. */
+    issueAccessToken(userId: string, sessionId: string, sessionExpiresAt: Date, now: Date): IssuedAccessToken {
+      const iat = toSeconds(now)
+      const exp = Math.min(iat + settings.accessTtl, toSeconds(sessionExpiresAt))
+      const token = signAccess({ sub: userId, sid: sessionId, client_id: settings.clientId, jti: randomUUID(), iat, exp })
+      return { token, expiresIn: Math.max(exp - iat, 0) }
+    },
+
+    /**
+     * Refresh tokens are a pure function of the session's state (jti, rotation time, expiry), so
+     * the grace window can hand out the very same token again without storing it. EdDSA signatures
+     * are deterministic, so the bytes repeat too; with ES256 only the signature differs.
+     */
+    issueRefreshToken(userId: string, sessionId: string, jti: string, issuedAt: Date, expiresAt: Date): string {
+      return signRefresh({ sub: userId, sid: sessionId, jti, iat: toSeconds(issuedAt), exp: toSeconds(expiresAt) })
+    },
+
+    async verifyRefreshToken(token: string): Promise<RefreshTokenClaims> {
+      let claims: RefreshTokenClaims
+      try {
+        claims = await verifyRefresh(token)
+      } catch {
+        throw new InvalidRefreshTokenError()
+      }
+      if (!isUuid(claims.sid) || !isUuid(claims.sub) || typeof claims.jti !== 'string') {
+        throw new InvalidRefreshTokenError()
+      }
+      return claims
+    },
+
+    newRefreshJti(): string {
+      return randomBytes(32).toString('base64url')
+    },
+
+    /**
+     * The jti that follows `jti` in a session's rotation chain: a keyed hash, so it can be
+     * recomputed for a retry in the grace window but not predicted by anyone without the key.
+     */
+    nextRefreshJti(jti: string): string {
+      return createHmac('sha256', keys.jtiChainKey).update(jti).digest('base64url')
+    },
+
+    /** What the database stores instead of a jti. */
+    hashJti(jti: string): string {
+      return createHash('sha256').update(jti).digest('hex')
+    }
+  }
+}
+
+export type TokenService = ReturnType<typeof createTokenService>

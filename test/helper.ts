@@ -1,0 +1,125 @@
+import { randomUUID } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { createSigner } from 'fast-jwt'
+import type { Test } from 'tap'
+import { API_PREFIX, buildApp, type App } from '../src/app.js'
+import { loadConfig } from '../src/config.js'
+import { generateSigningKeyPem } from '../src/services/keys.js'
+
+export { API_PREFIX }
+
+/** A clock the tests move by hand: token expiry and the grace window without sleeping. */
+export class TestClock {
+  private offsetMs = 0
+  now = (): Date => new Date(Date.now() + this.offsetMs)
+  advance(seconds: number): void {
+    this.offsetMs += seconds * 1000
+  }
+}
+
+export interface TestContext {
+  app: App
+  clock: TestClock
+  /** The PEM of the key that signs this app's tokens, for forging variants of them. */
+  privateKeyPem: string
+  /** Whether the suite runs on PostgreSQL (TEST_DATABASE_URL) rather than PGlite. */
+  onPostgres: boolean
+}
+
+export interface TestAppOptions {
+  env?: Record<string, string>
+}
+
+/**
+ * Boots the whole app on a real database: an in-memory PGlite by default, PostgreSQL when
+ * TEST_DATABASE_URL is set (tests use unique emails, so files may share that database).
+ * Keys are generated in-process. Closed when the test ends.
+ */
+export async function buildTestApp(t: Test, options: TestAppOptions = {}): Promise<TestContext> {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'auth-test-'))
+  const privateKeyPem = generateSigningKeyPem('EdDSA')
+  const databaseUrl = process.env.TEST_DATABASE_URL
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    DATA_DIR: dataDir,
+    LOG_LEVEL: 'silent',
+    RATE_LIMIT: 'off',
+    SESSION_CLEANUP_INTERVAL: '0',
+    JWT_PRIVATE_KEY: privateKeyPem,
+    ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
+    ...options.env
+  })
+  const clock = new TestClock()
+  const app = await buildApp(config, { now: clock.now, pgliteDir: 'memory://', migrate: true })
+  t.teardown(async () => {
+    await app.close()
+    rmSync(dataDir, { recursive: true, force: true })
+  })
+  return { app, clock, privateKeyPem, onPostgres: Boolean(databaseUrl) }
+}
+
+export function uniqueEmail(label = 'user'): string {
+  return `${label}-${randomUUID()}@example.com`
+}
+
+export const PASSWORD = 'correct horse battery staple'
+
+export interface TokenPairBody {
+  user: { id: string, email: string, display_name: string | null, created_at: string }
+  access_token: string
+  refresh_token: string
+  token_type: 'Bearer'
+  expires_in: number
+}
+
+export async function registerUser(app: App, email = uniqueEmail(), password = PASSWORD): Promise<TokenPairBody> {
+  const res = await app.inject({ method: 'POST', url: `${API_PREFIX}/register`, payload: { email, password } })
+  if (res.statusCode !== 201) throw new Error(`register failed: ${res.statusCode} ${res.body}`)
+  return res.json()
+}
+
+export async function loginUser(app: App, email: string, password = PASSWORD): Promise<TokenPairBody> {
+  const res = await app.inject({ method: 'POST', url: `${API_PREFIX}/login`, payload: { email, password } })
+  if (res.statusCode !== 200) throw new Error(`login failed: ${res.statusCode} ${res.body}`)
+  return res.json()
+}
+
+export function bearer(token: string): Record<string, string> {
+  return { authorization: `Bearer ${token}` }
+}
+
+export function refresh(app: App, refreshToken: string) {
+  return app.inject({ method: 'POST', url: `${API_PREFIX}/refresh`, payload: { refresh_token: refreshToken } })
+}
+
+export function me(app: App, accessToken: string) {
+  return app.inject({ method: 'GET', url: `${API_PREFIX}/me`, headers: bearer(accessToken) })
+}
+
+export async function countSessions(app: App, userId: string): Promise<number> {
+  const row = await app.db
+    .selectFrom('user_sessions')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('user_id', '=', userId)
+    .executeTakeFirstOrThrow()
+  return Number(row.n)
+}
+
+/** Decodes a JWT's header and payload without verifying it. */
+export function decodeJwt(token: string): { header: Record<string, any>, payload: Record<string, any> } {
+  const [header, payload] = token.split('.').slice(0, 2).map((part) => JSON.parse(Buffer.from(part, 'base64url').toString()))
+  return { header, payload }
+}
+
+/** Signs arbitrary header/claims with the app's own key: a "genuine" token with chosen contents. */
+export function signWith(privateKeyPem: string, header: Record<string, unknown>, payload: Record<string, unknown>): string {
+  const sign = createSigner({ key: privateKeyPem, algorithm: 'EdDSA', header: { alg: 'EdDSA', ...header }, noTimestamp: true })
+  return sign(payload)
+}
+
+/** The standard Fastify error body, as the contract requires for every error. */
+export function errorShape(statusCode: number) {
+  return { statusCode, error: String, message: String }
+}
