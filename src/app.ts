@@ -10,7 +10,8 @@ import { pgliteDirFor } from './db/database.js'
 import authPlugin from './plugins/auth.js'
 import dbPlugin from './plugins/db.js'
 import errorsPlugin from './plugins/errors.js'
-import livenessPlugin from './plugins/liveness.js'
+import livenessPlugin, { type LivenessPluginOptions } from './plugins/liveness.js'
+import sessionCleanupPlugin from './plugins/session-cleanup.js'
 import swaggerPlugin from './plugins/swagger.js'
 import authRoutes from './routes/auth.js'
 import healthRoutes from './routes/health.js'
@@ -33,6 +34,8 @@ export interface BuildOptions {
   /** Apply migrations at start-up (default: on PGlite only). */
   migrate?: boolean
   logger?: FastifyServerOptions['logger']
+  /** Listener heartbeat tuning (tests shorten it). */
+  liveness?: Pick<LivenessPluginOptions, 'heartbeatMs' | 'staleAfterMs'>
 }
 
 // Never log credentials: headers that carry them and every body field that may (pino redaction).
@@ -84,7 +87,14 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     poolSize: config.pgPoolSize,
     migrate: options.migrate
   })
-  await app.register(livenessPlugin, { now })
+  await app.register(livenessPlugin, {
+    now,
+    databaseUrl: config.databaseUrl,
+    cacheSize: config.sessions.cacheSize,
+    cacheTtl: config.sessions.cacheTtl,
+    ...options.liveness
+  })
+  await app.register(sessionCleanupPlugin, { now, intervalSeconds: config.sessions.cleanupInterval })
   await app.register(authPlugin, { config, now, keys: options.keys })
   await app.register(swaggerPlugin)
 

@@ -54,9 +54,9 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
     db,
     kind: 'pglite',
     pglite,
+    // The dialect's destroy closes the engine, and PGlite throws when closed twice.
     close: async () => {
-      await db.destroy()
-      if (!pglite.closed) await pglite.close()
+      if (!pglite.closed) await db.destroy()
     }
   }
 }

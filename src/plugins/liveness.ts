@@ -1,12 +1,25 @@
 // Adds `app.sessionLiveness`: is the session behind an access token still alive? Every Bearer
 // check asks it, so a deleted session's access tokens die at once (contract, "Session lifecycle").
+//
+// The revocation model (README, "How logout reaches every instance"):
+// - answers come from a bounded in-memory cache, so the hot path costs no database round trip;
+// - every deletion of a session, on any instance, arrives through LISTEN/NOTIFY and marks it dead;
+// - the cache is trusted only while that feed is healthy (heartbeat within a few seconds);
+//   otherwise every check goes to the database, and on reconnect the cache is dropped whole;
+// - if the database cannot answer either, the check throws and the request gets a 503.
 import fp from 'fastify-plugin'
+import { listenOnPglite, listenOnPostgres, type RevocationFeed } from '../db/revocation-feed.js'
 import { isSessionLive } from '../repositories/sessions.js'
+import { LivenessCache } from '../services/liveness-cache.js'
 
 export interface SessionLiveness {
   isLive(sessionId: string, userId: string): Promise<boolean>
-  /** Sessions this instance just deleted. */
+  /** Sessions this instance just deleted: dead here at once, before the notification returns. */
   forget(sessionIds: readonly string[]): void
+  /** Whether revocations from other instances are currently arriving. */
+  readonly feedHealthy: boolean
+  /** Sessions currently remembered (bounded by SESSION_CACHE_SIZE). */
+  readonly cacheSize: number
 }
 
 declare module 'fastify' {
@@ -17,13 +30,73 @@ declare module 'fastify' {
 
 export interface LivenessPluginOptions {
   now: () => Date
+  /** PostgreSQL connection string for the listener; unset on the embedded engine. */
+  databaseUrl?: string
+  /** SESSION_CACHE_SIZE: most sessions remembered; 0 asks the database every time. */
+  cacheSize: number
+  /** SESSION_CACHE_TTL in seconds: how long a "live" answer is reused. */
+  cacheTtl: number
+  /** Listener heartbeat tuning (tests shorten it). */
+  heartbeatMs?: number
+  staleAfterMs?: number
 }
 
 export default fp<LivenessPluginOptions>(
   async function livenessPlugin(app, options) {
+    const cache = new LivenessCache({ max: options.cacheSize, aliveTtlMs: options.cacheTtl * 1000 })
+    const handlers = {
+      onRevoked: (sessionId: string) => cache.rememberDead(sessionId),
+      onReset: () => cache.clear(),
+      onError: (err: unknown, retryInMs: number) =>
+        app.log.warn({ err, retryInMs }, 'revocation listener disconnected; checking sessions in the database meanwhile')
+    }
+
+    let feed: RevocationFeed
+    if (app.database.handle.pglite) {
+      feed = await listenOnPglite(app.database.handle.pglite, handlers)
+    } else if (options.databaseUrl) {
+      feed = listenOnPostgres(
+        { connectionString: options.databaseUrl, heartbeatMs: options.heartbeatMs, staleAfterMs: options.staleAfterMs },
+        handlers
+      )
+    } else {
+      throw new Error('liveness: neither PGlite nor a PostgreSQL URL to listen on')
+    }
+    // Closed before the database (onClose hooks run in reverse order of registration).
+    app.addHook('onClose', () => feed.close())
+
+    let trustedCache = false
+
+    async function isLive(sessionId: string, userId: string): Promise<boolean> {
+      if (feed.healthy) {
+        if (!trustedCache) {
+          // The feed just became healthy again: what was cached before may have missed revocations.
+          cache.clear()
+          trustedCache = true
+        }
+        const known = cache.lookup(sessionId, userId)
+        if (known !== undefined) return known
+      } else {
+        trustedCache = false
+      }
+      const epoch = cache.epoch
+      const live = await isSessionLive(app.db, sessionId, userId, options.now())
+      if (live) cache.rememberAlive(sessionId, userId, epoch)
+      else cache.rememberDead(sessionId)
+      return live
+    }
+
     app.decorate('sessionLiveness', {
-      isLive: (sessionId, userId) => isSessionLive(app.db, sessionId, userId, options.now()),
-      forget: () => {}
+      isLive,
+      forget: (sessionIds) => {
+        for (const id of sessionIds) cache.rememberDead(id)
+      },
+      get feedHealthy() {
+        return feed.healthy
+      },
+      get cacheSize() {
+        return cache.size
+      }
     } satisfies SessionLiveness)
   },
   { name: 'liveness', dependencies: ['db'] }

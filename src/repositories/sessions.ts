@@ -97,12 +97,15 @@ export async function listSessionsOfUser(db: Executor, userId: string, now: Date
     .execute()
 }
 
-/** Deletes up to `limit` expired sessions; the clean-up calls it until it returns fewer. */
+/**
+ * Deletes up to `limit` expired sessions; the clean-up calls it until it returns fewer. Rows
+ * another instance's clean-up is deleting are skipped rather than waited for.
+ */
 export async function deleteExpiredSessions(db: Executor, now: Date, limit: number): Promise<number> {
   const rows = await db
     .deleteFrom('user_sessions')
     .where('id', 'in', (eb) =>
-      eb.selectFrom('user_sessions').select('id').where('expires_at', '<=', now).limit(limit)
+      eb.selectFrom('user_sessions').select('id').where('expires_at', '<=', now).limit(limit).forUpdate().skipLocked()
     )
     .returning('id')
     .execute()

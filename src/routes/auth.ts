@@ -16,6 +16,10 @@ import { clientInfo } from './client-info.js'
 const TokenPairRef = Type.Ref(TokenPairSchema)
 
 const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  // Contract: a body that is not application/json is 415. Fastify also parses text/plain by
+  // default, which would turn such a body into a 400; these routes take JSON only.
+  app.removeContentTypeParser('text/plain')
+
   app.post('/register', {
     schema: {
       tags: ['auth'],

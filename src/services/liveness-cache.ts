@@ -21,6 +21,7 @@ export interface LivenessCacheOptions {
 export class LivenessCache {
   private readonly entries: LRUCache<string, Entry> | undefined
   private readonly aliveTtlMs: number
+  private clears = 0
 
   constructor(options: LivenessCacheOptions) {
     this.aliveTtlMs = options.aliveTtlMs
@@ -34,9 +35,18 @@ export class LivenessCache {
     return entry.alive && entry.userId === userId
   }
 
-  /** Records a "live" answer, unless a revocation for it arrived meanwhile (dead wins). */
-  rememberAlive(sessionId: string, userId: string): void {
-    if (!this.entries || this.aliveTtlMs <= 0) return
+  /** Changes whenever the cache is cleared; read it before asking the database. */
+  get epoch(): number {
+    return this.clears
+  }
+
+  /**
+   * Records a "live" answer read from the database at `epoch`, unless a revocation for it
+   * arrived meanwhile (dead wins) or the cache was cleared since (the answer may predate a
+   * revocation that was missed).
+   */
+  rememberAlive(sessionId: string, userId: string, epoch: number): void {
+    if (!this.entries || this.aliveTtlMs <= 0 || epoch !== this.clears) return
     if (this.entries.get(sessionId)?.alive === false) return
     this.entries.set(sessionId, { alive: true, userId }, { ttl: this.aliveTtlMs })
   }
@@ -47,6 +57,7 @@ export class LivenessCache {
 
   /** Forget every "live" answer (the feed was down: revocations may have been missed). */
   clear(): void {
+    this.clears += 1
     this.entries?.clear()
   }
 
