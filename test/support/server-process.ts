@@ -1,0 +1,86 @@
+// Runs the real server (`src/server.ts`) as a child process on 127.0.0.1, for tests that need
+// separate instances or real signals. Every wait is bounded; stop() always ends the process.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number }
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+export interface ServerProcess {
+  readonly url: string
+  readonly pid: number
+  readonly child: ChildProcess
+  /** Everything the process wrote, for assertions and for diagnosing a failure. */
+  output(): string
+  /** SIGTERM, then SIGKILL if it has not exited within `graceMs`; resolves to the exit code. */
+  stop(graceMs?: number): Promise<number | null>
+}
+
+export async function startServer(env: Record<string, string>, readyTimeoutMs = 30_000): Promise<ServerProcess> {
+  const port = await freePort()
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'auth-server-'))
+  // A clean environment: no test-runner loaders or coverage hooks leak into the child.
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+    cwd: ROOT,
+    env: {
+      PATH: process.env.PATH ?? '',
+      NODE_ENV: 'test',
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      DATA_DIR: dataDir,
+      LOG_LEVEL: 'warn',
+      RATE_LIMIT: 'off',
+      SESSION_CLEANUP_INTERVAL: '0',
+      ...env
+    },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let output = ''
+  child.stdout!.on('data', (chunk) => (output += chunk))
+  child.stderr!.on('data', (chunk) => (output += chunk))
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  exited.then(() => rmSync(dataDir, { recursive: true, force: true }), () => {})
+
+  const url = `http://127.0.0.1:${port}`
+  const server: ServerProcess = {
+    url,
+    pid: child.pid!,
+    child,
+    output: () => output,
+    async stop(graceMs = 10_000) {
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode
+      child.kill('SIGTERM')
+      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs)
+      const code = await exited
+      clearTimeout(timer)
+      return code
+    }
+  }
+
+  const deadline = Date.now() + readyTimeoutMs
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}:\n${output}`)
+    try {
+      if ((await fetch(`${url}/health/ready`)).ok) return server
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  await server.stop()
+  throw new Error(`server not ready after ${readyTimeoutMs} ms:\n${output}`)
+}
