@@ -16,7 +16,12 @@ export const SessionSchema = Type.Object(
 
 export const SessionListSchema = Type.Array(Type.Ref(SessionSchema))
 
-export const SessionParamsSchema = Type.Object({ id: UuidSchema }, { additionalProperties: false })
+// Contract: DELETE /sessions/:id answers 404 for "not found or not yours", so an id that is not
+// a UUID is simply not found (services/sessions.ts), not a 400.
+export const SessionParamsSchema = Type.Object(
+  { id: Type.String({ description: 'Session id (a UUID)' }) },
+  { additionalProperties: false }
+)
 
 export const VerifyHeadersSchema = Type.Object({
   'x-user-id': UuidSchema,

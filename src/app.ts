@@ -7,11 +7,14 @@ import { ErrorResponseSchema } from '../schemas/common.js'
 import { SessionSchema } from '../schemas/sessions.js'
 import type { Config } from './config.js'
 import { pgliteDirFor } from './db/database.js'
+import auditPlugin from './plugins/audit.js'
 import authPlugin from './plugins/auth.js'
 import dbPlugin from './plugins/db.js'
 import errorsPlugin from './plugins/errors.js'
 import livenessPlugin, { type LivenessPluginOptions } from './plugins/liveness.js'
-import sessionCleanupPlugin from './plugins/session-cleanup.js'
+import metricsPlugin from './plugins/metrics.js'
+import rateLimitsPlugin from './plugins/rate-limits.js'
+import housekeepingPlugin from './plugins/housekeeping.js'
 import swaggerPlugin from './plugins/swagger.js'
 import authRoutes from './routes/auth.js'
 import healthRoutes from './routes/health.js'
@@ -87,6 +90,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     poolSize: config.pgPoolSize,
     migrate: options.migrate
   })
+  await app.register(metricsPlugin)
+  await app.register(auditPlugin)
   await app.register(livenessPlugin, {
     now,
     databaseUrl: config.databaseUrl,
@@ -94,8 +99,18 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     cacheTtl: config.sessions.cacheTtl,
     ...options.liveness
   })
-  await app.register(sessionCleanupPlugin, { now, intervalSeconds: config.sessions.cleanupInterval })
+  await app.register(housekeepingPlugin, {
+    now,
+    intervalSeconds: config.sessions.cleanupInterval,
+    auditRetentionSeconds: config.auditRetention
+  })
   await app.register(authPlugin, { config, now, keys: options.keys })
+  await app.register(rateLimitsPlugin, {
+    enabled: config.rateLimit.enabled,
+    ipMax: config.rateLimit.ipMax,
+    accountMax: config.rateLimit.accountMax,
+    windowSeconds: config.rateLimit.window
+  })
   await app.register(swaggerPlugin)
 
   await app.register(async function authApi(api) {

@@ -33,12 +33,14 @@ const EnvSchema = Type.Object({
   BODY_LIMIT: Type.Integer({ default: 1_048_576, minimum: 1024 }),
   TRUST_PROXY: Type.String({ default: 'false' }),
   RATE_LIMIT: Type.Union([Type.Literal('on'), Type.Literal('off')], { default: 'on' }),
-  RATE_LIMIT_LOGIN_MAX: Type.Integer({ default: 10, minimum: 1 }),
+  RATE_LIMIT_IP_MAX: Type.Integer({ default: 60, minimum: 1 }),
+  RATE_LIMIT_ACCOUNT_MAX: Type.Integer({ default: 10, minimum: 1 }),
   RATE_LIMIT_WINDOW: Type.String({ default: '1m' }),
 
   SESSION_CACHE_SIZE: Type.Integer({ default: 100_000, minimum: 0 }),
   SESSION_CACHE_TTL: Type.Integer({ default: 30, minimum: 0 }),
   SESSION_CLEANUP_INTERVAL: Type.String({ default: '10m' }),
+  AUDIT_RETENTION: Type.String({ default: '365d' }),
   PG_POOL_SIZE: Type.Integer({ default: 10, minimum: 1 })
 })
 type Env = Static<typeof EnvSchema>
@@ -74,7 +76,10 @@ export interface Config {
   }
   readonly rateLimit: {
     readonly enabled: boolean
-    readonly loginMax: number
+    /** Requests per window from one IP, per route group (/login, /register, /refresh, /password). */
+    readonly ipMax: number
+    /** Requests per window for one account: email, user or session. */
+    readonly accountMax: number
     readonly window: number
   }
   readonly sessions: {
@@ -83,6 +88,8 @@ export interface Config {
     /** Seconds between clean-ups of expired sessions; 0 turns the clean-up off. */
     readonly cleanupInterval: number
   }
+  /** Seconds audit events are kept; 0 keeps them forever. */
+  readonly auditRetention: number
   readonly pgPoolSize: number
 }
 
@@ -161,7 +168,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     }),
     rateLimit: Object.freeze({
       enabled: env.RATE_LIMIT === 'on',
-      loginMax: env.RATE_LIMIT_LOGIN_MAX,
+      ipMax: env.RATE_LIMIT_IP_MAX,
+      accountMax: env.RATE_LIMIT_ACCOUNT_MAX,
       window: parsePositiveDuration('RATE_LIMIT_WINDOW', env.RATE_LIMIT_WINDOW)
     }),
     sessions: Object.freeze({
@@ -169,6 +177,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       cacheTtl: env.SESSION_CACHE_TTL,
       cleanupInterval: parseDuration('SESSION_CLEANUP_INTERVAL', env.SESSION_CLEANUP_INTERVAL)
     }),
+    auditRetention: parseDuration('AUDIT_RETENTION', env.AUDIT_RETENTION),
     pgPoolSize: env.PG_POOL_SIZE
   })
 }

@@ -29,12 +29,37 @@ export interface UserSessionsTable {
   ip: string | null
 }
 
+/** What the audit trail records (README, "Audit trail"). */
+export type AuthEventKind =
+  | 'register'
+  | 'login'
+  | 'login_failed'
+  | 'logout'
+  | 'refresh_reuse'
+  | 'revoke'
+  | 'session_deleted'
+  | 'password_changed'
+
+export interface AuthEventsTable {
+  id: ColumnType<number, never, never>
+  occurred_at: Timestamp
+  kind: AuthEventKind
+  user_id: string | null
+  session_id: string | null
+  ip: string | null
+  user_agent: string | null
+  /** Small JSON facts, e.g. `{ "scope": "all_devices" }`; never a token or a password. */
+  detail: ColumnType<Record<string, unknown> | null, string | null, never>
+}
+
 export interface Database {
   users: UsersTable
   user_sessions: UserSessionsTable
+  auth_events: AuthEventsTable
 }
 
 export type UserRow = Selectable<UsersTable>
 export type NewUserRow = Insertable<UsersTable>
 export type SessionRow = Selectable<UserSessionsTable>
 export type NewSessionRow = Insertable<UserSessionsTable>
+export type AuthEventRow = Selectable<AuthEventsTable>

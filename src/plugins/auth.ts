@@ -98,8 +98,12 @@ export default fp<AuthPluginOptions>(
       tokens,
       settings: config.tokens,
       now,
-      sessionsRevoked: (ids) => app.sessionLiveness.forget(ids)
+      sessionsEnded: (sessionIds, event) => {
+        app.sessionLiveness.forget(sessionIds)
+        if (sessionIds.length > 0) app.auditLog.recorded(event, sessionIds)
+      },
+      recorded: (event) => app.auditLog.recorded(event)
     } satisfies AuthContext)
   },
-  { name: 'auth', dependencies: ['db', 'liveness'] }
+  { name: 'auth', dependencies: ['db', 'liveness', 'audit'] }
 )

@@ -45,7 +45,10 @@ export default fp<LivenessPluginOptions>(
   async function livenessPlugin(app, options) {
     const cache = new LivenessCache({ max: options.cacheSize, aliveTtlMs: options.cacheTtl * 1000 })
     const handlers = {
-      onRevoked: (sessionId: string) => cache.rememberDead(sessionId),
+      onRevoked: (sessionId: string) => {
+        app.authMetrics.revocationNotifications.inc()
+        cache.rememberDead(sessionId)
+      },
       onReset: () => cache.clear(),
       onError: (err: unknown, retryInMs: number) =>
         app.log.warn({ err, retryInMs }, 'revocation listener disconnected; checking sessions in the database meanwhile')
@@ -66,6 +69,8 @@ export default fp<LivenessPluginOptions>(
     app.addHook('onClose', () => feed.close())
 
     let trustedCache = false
+    const cacheAnswers = app.authMetrics.livenessChecks.labels({ source: 'cache' })
+    const databaseAnswers = app.authMetrics.livenessChecks.labels({ source: 'database' })
 
     async function isLive(sessionId: string, userId: string): Promise<boolean> {
       if (feed.healthy) {
@@ -75,10 +80,14 @@ export default fp<LivenessPluginOptions>(
           trustedCache = true
         }
         const known = cache.lookup(sessionId, userId)
-        if (known !== undefined) return known
+        if (known !== undefined) {
+          cacheAnswers.inc()
+          return known
+        }
       } else {
         trustedCache = false
       }
+      databaseAnswers.inc()
       const epoch = cache.epoch
       const live = await isSessionLive(app.db, sessionId, userId, options.now())
       if (live) cache.rememberAlive(sessionId, userId, epoch)
@@ -99,5 +108,5 @@ export default fp<LivenessPluginOptions>(
       }
     } satisfies SessionLiveness)
   },
-  { name: 'liveness', dependencies: ['db'] }
+  { name: 'liveness', dependencies: ['db', 'metrics'] }
 )

@@ -1,12 +1,19 @@
 import type { NewSessionRow, SessionRow } from '../db/types.js'
+import { AUDIT_COLUMNS, auditSelection, type AuditFacts } from './auth-events.js'
 import type { Executor } from './executor.js'
 
 export type RotatedSession = Pick<SessionRow, 'id' | 'user_id' | 'rotated_at' | 'expires_at'>
 
 const ROTATION_COLUMNS = ['id', 'user_id', 'rotated_at', 'expires_at'] as const
 
-export async function insertSession(db: Executor, session: NewSessionRow): Promise<void> {
-  await db.insertInto('user_sessions').values(session).execute()
+/** Opens a session and records the event (login, register) in the same statement. */
+export async function insertSession(db: Executor, session: NewSessionRow, audit: AuditFacts): Promise<void> {
+  await db
+    .with('started', (qb) => qb.insertInto('user_sessions').values(session).returning(['id', 'user_id']))
+    .insertInto('auth_events')
+    .columns(AUDIT_COLUMNS)
+    .expression((eb) => eb.selectFrom('started').select([...auditSelection(audit), 'started.user_id', 'started.id']))
+    .execute()
 }
 
 /**
@@ -55,23 +62,33 @@ export async function touchRecentlyRotated(
     .executeTakeFirst()
 }
 
-/** Deletes one session of a user; returns the ids actually deleted (none if it was gone). */
-export async function deleteSession(db: Executor, userId: string, sessionId: string): Promise<string[]> {
-  const rows = await db
-    .deleteFrom('user_sessions')
-    .where('id', '=', sessionId)
-    .where('user_id', '=', userId)
-    .returning('id')
-    .execute()
-  return rows.map((row) => row.id)
+export interface SessionSelection {
+  readonly userId: string
+  /** Only this session (else every session of the user). */
+  readonly sessionId?: string
+  /** Every session of the user but this one. */
+  readonly exceptSessionId?: string
 }
 
-/** Deletes every session of a user, or every one but `exceptSessionId`. */
-export async function deleteSessionsOfUser(db: Executor, userId: string, exceptSessionId?: string): Promise<string[]> {
-  let query = db.deleteFrom('user_sessions').where('user_id', '=', userId)
-  if (exceptSessionId) query = query.where('id', '<>', exceptSessionId)
-  const rows = await query.returning('id').execute()
-  return rows.map((row) => row.id)
+/**
+ * Ends sessions: deletes them and records one audit event per deleted session, in one statement
+ * (so the history can never miss a deletion). Returns the ids actually deleted; none if they
+ * were already gone. The delete trigger then tells every instance.
+ */
+export async function endSessions(db: Executor, selection: SessionSelection, audit: AuditFacts): Promise<string[]> {
+  const rows = await db
+    .with('ended', (qb) => {
+      let query = qb.deleteFrom('user_sessions').where('user_id', '=', selection.userId)
+      if (selection.sessionId !== undefined) query = query.where('id', '=', selection.sessionId)
+      if (selection.exceptSessionId !== undefined) query = query.where('id', '<>', selection.exceptSessionId)
+      return query.returning(['id', 'user_id'])
+    })
+    .insertInto('auth_events')
+    .columns(AUDIT_COLUMNS)
+    .expression((eb) => eb.selectFrom('ended').select([...auditSelection(audit), 'ended.user_id', 'ended.id']))
+    .returning('session_id')
+    .execute()
+  return rows.map((row) => row.session_id!)
 }
 
 /** True while the session exists and has not expired: the liveness check behind every access token. */

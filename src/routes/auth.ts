@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from '@sinclair/typebox'
+import type { FastifyRequest } from 'fastify'
 import {
   LoginRequestSchema,
   PasswordChangeRequestSchema,
@@ -20,7 +21,18 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
   // default, which would turn such a body into a 400; these routes take JSON only.
   app.removeContentTypeParser('text/plain')
 
+  // Per IP and per account (plugins/rate-limits.ts). Bodies are validated before preHandler runs.
+  const emailOf = (request: FastifyRequest) => (request.body as { email: string }).email.toLowerCase()
+  const sessionOf = async (request: FastifyRequest) => {
+    try {
+      return (await app.tokens.verifyRefreshToken((request.body as { refresh_token: string }).refresh_token)).sid
+    } catch {
+      return undefined // not a genuine token: counted per IP only
+    }
+  }
+
   app.post('/register', {
+    preHandler: app.limitRequests('register', emailOf),
     schema: {
       tags: ['auth'],
       summary: 'Create an account and its first session',
@@ -33,6 +45,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.post('/login', {
+    preHandler: app.limitRequests('login', emailOf),
     schema: {
       tags: ['auth'],
       summary: 'Log in: opens a new session',
@@ -43,13 +56,14 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.post('/refresh', {
+    preHandler: app.limitRequests('refresh', sessionOf),
     schema: {
       tags: ['auth'],
       summary: 'Rotate the refresh token and get a new token pair',
       body: RefreshRequestSchema,
       response: { 200: TokenPairRef, 400: ErrorRef, 401: ErrorRef, 415: ErrorRef, 429: ErrorRef }
     },
-    handler: async (request) => refreshSession(app.authContext, request.body.refresh_token)
+    handler: async (request) => refreshSession(app.authContext, request.body.refresh_token, clientInfo(request))
   })
 
   app.post('/revoke', {
@@ -60,13 +74,14 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
       response: { 200: NoContentSchema, 400: ErrorRef, 415: ErrorRef }
     },
     handler: async (request, reply) => {
-      await revokeToken(app.authContext, request.body.token)
+      await revokeToken(app.authContext, request.body.token, clientInfo(request))
       return reply.code(200).send()
     }
   })
 
   app.post('/password', {
     onRequest: app.authenticate,
+    preHandler: app.limitRequests('password', (request) => request.user.userId),
     schema: {
       tags: ['auth'],
       summary: 'Change the password; every other session of the user is deleted',
@@ -75,7 +90,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
       response: { 204: NoContentSchema, 400: ErrorRef, 401: ErrorRef, 415: ErrorRef, 429: ErrorRef }
     },
     handler: async (request, reply) => {
-      await changePassword(app.authContext, request.user, request.body)
+      await changePassword(app.authContext, request.user, request.body, clientInfo(request))
       return reply.code(204).send()
     }
   })

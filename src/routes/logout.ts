@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { LogoutRequestSchema } from '../../schemas/auth.js'
 import { ErrorRef, NoContentSchema } from '../../schemas/common.js'
 import { logout } from '../services/sessions.js'
+import { clientInfo } from './client-info.js'
 
 const logoutRoutes: FastifyPluginAsyncTypebox = async (app) => {
   // Contract, logout §2: an empty body is allowed even with Content-Type: application/json.
@@ -31,7 +32,7 @@ const logoutRoutes: FastifyPluginAsyncTypebox = async (app) => {
       response: { 204: NoContentSchema, 400: ErrorRef, 401: ErrorRef, 403: ErrorRef, 413: ErrorRef, 415: ErrorRef }
     },
     handler: async (request, reply) => {
-      await logout(app.authContext, request.user, request.body)
+      await logout(app.authContext, request.user, request.body, clientInfo(request))
       return reply.code(204).send()
     }
   })

@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { ErrorRef, NoContentSchema } from '../../schemas/common.js'
 import { SessionListSchema, SessionParamsSchema } from '../../schemas/sessions.js'
 import { deleteSessionById, listSessions } from '../services/sessions.js'
+import { clientInfo } from './client-info.js'
 
 const sessionRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/sessions', {
@@ -22,10 +23,10 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (app) => {
       summary: 'End one of your sessions (the current one included)',
       security: [{ bearerAuth: [] }],
       params: SessionParamsSchema,
-      response: { 204: NoContentSchema, 400: ErrorRef, 401: ErrorRef, 404: ErrorRef, 503: ErrorRef }
+      response: { 204: NoContentSchema, 401: ErrorRef, 404: ErrorRef, 503: ErrorRef }
     },
     handler: async (request, reply) => {
-      await deleteSessionById(app.authContext, request.user, request.params.id)
+      await deleteSessionById(app.authContext, request.user, request.params.id, clientInfo(request))
       return reply.code(204).send()
     }
   })

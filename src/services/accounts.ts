@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { LoginRequest, PasswordChangeRequest, RegisterRequest } from '../../schemas/auth.js'
-import { deleteSessionsOfUser } from '../repositories/sessions.js'
+import { insertAuthEvent } from '../repositories/auth-events.js'
+import { endSessions } from '../repositories/sessions.js'
 import {
   findPublicUserById,
   findUserByEmail,
@@ -9,7 +10,7 @@ import {
   updatePasswordHash,
   type PublicUser
 } from '../repositories/users.js'
-import type { AuthContext, Caller, ClientInfo } from './context.js'
+import { auditFacts, type AuthContext, type Caller, type ClientInfo } from './context.js'
 import { EmailTakenError, InvalidAccessTokenError, InvalidCredentialsError, WrongPasswordError, isUniqueViolation } from './errors.js'
 import { burnPasswordCheck, hashPassword, verifyPassword } from './passwords.js'
 import { startSession, type TokenPair } from './sessions.js'
@@ -32,7 +33,7 @@ export async function register(ctx: AuthContext, body: RegisterRequest, client: 
         created_at: now,
         updated_at: now
       })
-      return startSession(ctx, trx, user, client)
+      return startSession(ctx, trx, user, client, 'register')
     })
   } catch (err) {
     if (isUniqueViolation(err)) throw new EmailTakenError()
@@ -42,14 +43,18 @@ export async function register(ctx: AuthContext, body: RegisterRequest, client: 
 
 /** Unknown email and wrong password get the same error after the same argon2id work. */
 export async function login(ctx: AuthContext, body: LoginRequest, client: ClientInfo): Promise<TokenPair> {
-  const user = await findUserByEmail(ctx.db, normalizeEmail(body.email))
-  if (!user) {
-    await burnPasswordCheck(body.password)
+  const email = normalizeEmail(body.email)
+  const user = await findUserByEmail(ctx.db, email)
+  const valid = user ? await verifyPassword(user.password_hash, body.password) : await burnPasswordCheck(body.password)
+  if (!user || !valid) {
+    // Who tried which account from where (credential stuffing shows up here); never the password.
+    const event = { ...auditFacts(ctx, 'login_failed', client, { email }), userId: user?.id ?? null, sessionId: null }
+    await insertAuthEvent(ctx.db, event)
+    ctx.recorded(event)
     throw new InvalidCredentialsError()
   }
-  if (!(await verifyPassword(user.password_hash, body.password))) throw new InvalidCredentialsError()
-  const { id, email, display_name, created_at } = user
-  return startSession(ctx, ctx.db, { id, email, display_name, created_at }, client)
+  const { id, display_name, created_at } = user
+  return startSession(ctx, ctx.db, { id, email: user.email, display_name, created_at }, client, 'login')
 }
 
 export async function getProfile(ctx: AuthContext, caller: Caller): Promise<PublicUser> {
@@ -59,15 +64,24 @@ export async function getProfile(ctx: AuthContext, caller: Caller): Promise<Publ
 }
 
 /** POST /password: every other session of the user is deleted; the caller's stays. */
-export async function changePassword(ctx: AuthContext, caller: Caller, body: PasswordChangeRequest): Promise<string[]> {
+export async function changePassword(
+  ctx: AuthContext,
+  caller: Caller,
+  body: PasswordChangeRequest,
+  client: ClientInfo
+): Promise<string[]> {
   const user = await findUserById(ctx.db, caller.userId)
   if (!user) throw new InvalidAccessTokenError()
   if (!(await verifyPassword(user.password_hash, body.current_password))) throw new WrongPasswordError()
   const passwordHash = await hashPassword(body.new_password)
+  const changed = { ...auditFacts(ctx, 'password_changed', client), userId: user.id, sessionId: caller.sessionId }
+  const loggedOut = auditFacts(ctx, 'logout', client, { scope: 'password_change', by_session: caller.sessionId })
   const deleted = await ctx.db.transaction().execute(async (trx) => {
-    await updatePasswordHash(trx, user.id, passwordHash, ctx.now())
-    return deleteSessionsOfUser(trx, user.id, caller.sessionId)
+    await updatePasswordHash(trx, user.id, passwordHash, changed.at)
+    await insertAuthEvent(trx, changed)
+    return endSessions(trx, { userId: user.id, exceptSessionId: caller.sessionId }, loggedOut)
   })
-  ctx.sessionsRevoked(deleted)
+  ctx.recorded(changed)
+  ctx.sessionsEnded(deleted, { ...loggedOut, userId: user.id, sessionId: caller.sessionId })
   return deleted
 }

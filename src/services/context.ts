@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely'
-import type { Database } from '../db/types.js'
+import type { AuthEventKind, Database } from '../db/types.js'
+import type { AuditEvent, AuditFacts } from '../repositories/auth-events.js'
 import type { TokenService, TokenSettings } from './tokens.js'
 
 /** Everything a service function needs, passed in explicitly (no framework, injectable clock). */
@@ -8,8 +9,13 @@ export interface AuthContext {
   readonly tokens: TokenService
   readonly settings: TokenSettings
   readonly now: () => Date
-  /** Called after sessions were deleted, so this instance forgets them at once. */
-  readonly sessionsRevoked: (sessionIds: readonly string[]) => void
+  /**
+   * Called after sessions were ended (their audit rows are stored by the same statement): this
+   * instance forgets them at once, and the event is logged and counted.
+   */
+  readonly sessionsEnded: (sessionIds: readonly string[], event: AuditEvent) => void
+  /** Called after any other audit event was stored: logged and counted. */
+  readonly recorded: (event: AuditEvent) => void
 }
 
 /** Who is calling, as established by a verified access token of a live session. */
@@ -22,4 +28,11 @@ export interface Caller {
 export interface ClientInfo {
   readonly userAgent?: string
   readonly ip?: string
+}
+
+const MAX_USER_AGENT = 512
+
+/** The audit facts of an event happening now, from this client. */
+export function auditFacts(ctx: AuthContext, kind: AuthEventKind, client: ClientInfo, detail?: Record<string, unknown>): AuditFacts {
+  return { kind, at: ctx.now(), ip: client.ip, userAgent: client.userAgent?.slice(0, MAX_USER_AGENT), detail }
 }

@@ -17,12 +17,18 @@ export const InvalidLogoutRequestError = createError('AUTH_INVALID_REQUEST', '%s
 export const SessionNotFoundError = createError('AUTH_SESSION_NOT_FOUND', 'Session not found', 404)
 export const ServiceUnavailableError = createError('AUTH_UNAVAILABLE', 'Service temporarily unavailable', 503)
 
-const BEARER_ERROR_CODES = new Set(['AUTH_MISSING_TOKEN', 'AUTH_INVALID_TOKEN'])
+// Contract: every 401 from an endpoint that takes a Bearer token carries WWW-Authenticate.
+// A wrong current password (POST /password) comes with a valid token, so it gets the bare
+// challenge: error="invalid_token" would tell the client to throw away a token that is fine.
+const BEARER_CHALLENGES: Record<string, string> = {
+  AUTH_MISSING_TOKEN: 'Bearer',
+  AUTH_INVALID_TOKEN: 'Bearer error="invalid_token"',
+  AUTH_WRONG_PASSWORD: 'Bearer'
+}
 
-/** The WWW-Authenticate value for a 401 from a Bearer check, or undefined for any other error. */
+/** The WWW-Authenticate value for a 401 from a Bearer-protected route, or undefined for any other error. */
 export function bearerChallenge(error: { code?: string }): string | undefined {
-  if (!error.code || !BEARER_ERROR_CODES.has(error.code)) return undefined
-  return error.code === 'AUTH_MISSING_TOKEN' ? 'Bearer' : 'Bearer error="invalid_token"'
+  return error.code ? BEARER_CHALLENGES[error.code] : undefined
 }
 
 // SQLSTATE classes meaning "the database cannot be reached right now", not "the query is wrong".

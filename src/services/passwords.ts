@@ -27,7 +27,8 @@ let dummyHash: Promise<string> | undefined
  * Spends the same argon2id time as a real check, for unknown emails: login answers an unknown
  * email and a wrong password alike, in about the same time (no account enumeration by timing).
  */
-export async function burnPasswordCheck(password: string): Promise<void> {
+export async function burnPasswordCheck(password: string): Promise<false> {
   dummyHash ??= hashPassword('timing-equaliser-for-unknown-accounts')
   await verifyPassword(await dummyHash, password)
+  return false
 }

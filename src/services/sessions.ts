@@ -3,8 +3,7 @@ import type { LogoutRequest } from '../../schemas/auth.js'
 import type { PublicUser } from '../repositories/users.js'
 import { findPublicUserById } from '../repositories/users.js'
 import {
-  deleteSession,
-  deleteSessionsOfUser,
+  endSessions,
   insertSession,
   listSessionsOfUser,
   rotateRefreshJti,
@@ -12,7 +11,8 @@ import {
   type RotatedSession
 } from '../repositories/sessions.js'
 import type { Executor } from '../repositories/executor.js'
-import type { AuthContext, Caller, ClientInfo } from './context.js'
+import { auditFacts, type AuthContext, type Caller, type ClientInfo } from './context.js'
+import { isUuid } from './tokens.js'
 import {
   ForeignSessionError,
   InvalidLogoutRequestError,
@@ -31,14 +31,19 @@ export interface TokenPair {
 
 const MAX_USER_AGENT = 512
 
-/** Opens a new session (one per login or registration) and returns its first token pair. */
+/**
+ * Opens a new session (one per login or registration), recording `kind` in the audit trail, and
+ * returns its first token pair.
+ */
 export async function startSession(
   ctx: AuthContext,
   db: Executor,
   user: PublicUser,
-  client: ClientInfo
+  client: ClientInfo,
+  kind: 'login' | 'register'
 ): Promise<TokenPair> {
-  const now = ctx.now()
+  const facts = auditFacts(ctx, kind, client)
+  const now = facts.at
   const sessionId = randomUUID()
   const jti = ctx.tokens.newRefreshJti()
   // REFRESH_TOKEN_TTL counts from login; rotation never extends it.
@@ -54,7 +59,8 @@ export async function startSession(
     expires_at: expiresAt,
     user_agent: client.userAgent?.slice(0, MAX_USER_AGENT) ?? null,
     ip: client.ip ?? null
-  })
+  }, facts)
+  ctx.recorded({ ...facts, userId: user.id, sessionId })
   return tokenPair(ctx, user, { id: sessionId, user_id: user.id, rotated_at: now, expires_at: expiresAt }, jti, now)
 }
 
@@ -75,7 +81,7 @@ function tokenPair(ctx: AuthContext, user: PublicUser, session: RotatedSession, 
  * one just rotated away within the grace window; else it is reuse of an old token, treated as
  * theft (RFC 9700 §4.14.2): the whole session is deleted.
  */
-export async function refreshSession(ctx: AuthContext, refreshToken: string): Promise<TokenPair> {
+export async function refreshSession(ctx: AuthContext, refreshToken: string, client: ClientInfo): Promise<TokenPair> {
   const claims = await ctx.tokens.verifyRefreshToken(refreshToken)
   const now = ctx.now()
   const presentedHash = ctx.tokens.hashJti(claims.jti)
@@ -89,9 +95,10 @@ export async function refreshSession(ctx: AuthContext, refreshToken: string): Pr
     session = await touchRecentlyRotated(ctx.db, { ...target, presentedHash, currentHash: nextHash, rotatedAfter })
   }
   if (!session) {
-    const deleted = await deleteSession(ctx.db, claims.sub, claims.sid)
+    const facts = auditFacts(ctx, 'refresh_reuse', client)
+    const deleted = await endSessions(ctx.db, { userId: claims.sub, sessionId: claims.sid }, facts)
     if (deleted.length === 0) throw new InvalidRefreshTokenError() // session already gone
-    ctx.sessionsRevoked(deleted)
+    ctx.sessionsEnded(deleted, { ...facts, userId: claims.sub, sessionId: claims.sid })
     throw new RefreshTokenReuseError()
   }
 
@@ -125,42 +132,50 @@ function logoutKind(body: LogoutRequest | undefined): LogoutKind {
  * POST /logout (contract, "POST /logout, precisely"). Sessions are deleted by id, so every
  * token of a deleted session dies with it, and a logout of a session already gone is a 204.
  */
-export async function logout(ctx: AuthContext, caller: Caller, body: LogoutRequest | undefined): Promise<LogoutResult> {
+export async function logout(
+  ctx: AuthContext,
+  caller: Caller,
+  body: LogoutRequest | undefined,
+  client: ClientInfo
+): Promise<LogoutResult> {
   const kind = logoutKind(body)
-  let deleted: string[]
+  const facts = auditFacts(ctx, 'logout', client, { scope: kind, by_session: caller.sessionId })
+  let selection
   switch (kind) {
     case 'refresh_token': {
       const claims = await ctx.tokens.verifyRefreshToken(body!.refresh_token!)
       if (claims.sub !== caller.userId) throw new ForeignSessionError()
       // By the session the token names, not by the token's jti: an older (rotated) refresh
       // token of the session ends it too, like its current one.
-      deleted = await deleteSession(ctx.db, caller.userId, claims.sid)
+      selection = { userId: caller.userId, sessionId: claims.sid }
       break
     }
     case 'all_devices':
-      deleted = await deleteSessionsOfUser(ctx.db, caller.userId)
+      selection = { userId: caller.userId }
       break
     case 'other_devices':
-      deleted = await deleteSessionsOfUser(ctx.db, caller.userId, caller.sessionId)
+      selection = { userId: caller.userId, exceptSessionId: caller.sessionId }
       break
     case 'current':
-      deleted = await deleteSession(ctx.db, caller.userId, caller.sessionId)
+      selection = { userId: caller.userId, sessionId: caller.sessionId }
       break
   }
-  ctx.sessionsRevoked(deleted)
+  const deleted = await endSessions(ctx.db, selection, facts)
+  ctx.sessionsEnded(deleted, { ...facts, userId: caller.userId, sessionId: caller.sessionId })
   return { kind, deletedSessionIds: deleted }
 }
 
 /** RFC 7009: revokes the session of a genuine refresh token; anything else is quietly ignored. */
-export async function revokeToken(ctx: AuthContext, token: string): Promise<string[]> {
+export async function revokeToken(ctx: AuthContext, token: string, client: ClientInfo): Promise<string[]> {
   let claims
   try {
     claims = await ctx.tokens.verifyRefreshToken(token)
   } catch {
     return [] // RFC 7009 §2.2: an invalid token is not an error
   }
-  const deleted = await deleteSession(ctx.db, claims.sub, claims.sid)
-  ctx.sessionsRevoked(deleted)
+  const facts = auditFacts(ctx, 'revoke', client)
+  const deleted = await endSessions(ctx.db, { userId: claims.sub, sessionId: claims.sid }, facts)
+  ctx.sessionsEnded(deleted, { ...facts, userId: claims.sub, sessionId: claims.sid })
   return deleted
 }
 
@@ -170,8 +185,10 @@ export async function listSessions(ctx: AuthContext, caller: Caller) {
 }
 
 /** DELETE /sessions/:id: only the caller's own sessions; another user's is indistinguishable from none. */
-export async function deleteSessionById(ctx: AuthContext, caller: Caller, sessionId: string): Promise<void> {
-  const deleted = await deleteSession(ctx.db, caller.userId, sessionId)
+export async function deleteSessionById(ctx: AuthContext, caller: Caller, sessionId: string, client: ClientInfo): Promise<void> {
+  if (!isUuid(sessionId)) throw new SessionNotFoundError() // no such session can exist
+  const facts = auditFacts(ctx, 'session_deleted', client, { by_session: caller.sessionId })
+  const deleted = await endSessions(ctx.db, { userId: caller.userId, sessionId }, facts)
   if (deleted.length === 0) throw new SessionNotFoundError()
-  ctx.sessionsRevoked(deleted)
+  ctx.sessionsEnded(deleted, { ...facts, userId: caller.userId, sessionId: caller.sessionId })
 }

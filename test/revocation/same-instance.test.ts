@@ -85,7 +85,7 @@ t.test('every kind of deletion reaches the cache: all devices, password change, 
   // The access token is valid for 15 minutes but the session ends after an hour: move past the
   // session's end, run the clean-up, and the token's session is gone.
   ctx.clock.advance(3_601)
-  t.equal(await ctx.app.cleanUpExpiredSessions(), 1, 'the clean-up deleted the expired session')
+  t.equal((await ctx.app.runHousekeeping()).expiredSessions, 1, 'the clean-up deleted the expired session')
   const left = await ctx.app.db.selectFrom('user_sessions').select('id').where('user_id', '=', first.user.id).execute()
   t.same(left, [], 'no session of the user is left')
 })
@@ -108,9 +108,9 @@ t.test('expired sessions are deleted in bounded batches', async (t) => {
   }))
   for (let i = 0; i < rows.length; i += 500) await ctx.app.db.insertInto('user_sessions').values(rows.slice(i, i + 500)).execute()
 
-  t.equal(await ctx.app.cleanUpExpiredSessions(), 2_500)
+  t.equal((await ctx.app.runHousekeeping()).expiredSessions, 2_500)
   t.equal((await me(ctx.app, user.access_token)).statusCode, 200, 'the live session is untouched')
-  t.equal(await ctx.app.cleanUpExpiredSessions(), 0, 'nothing left to clean')
+  t.equal((await ctx.app.runHousekeeping()).expiredSessions, 0, 'nothing left to clean')
 })
 
 t.test('the periodic clean-up runs on its own when SESSION_CLEANUP_INTERVAL is set', async (t) => {

@@ -6,7 +6,7 @@ import t from 'tap'
 import { listenerApplicationName } from '../../src/db/revocation-feed.js'
 import { generateSigningKeyPem } from '../../src/services/keys.js'
 import { startServer, type ServerProcess } from '../support/server-process.js'
-import { PASSWORD, uniqueEmail } from '../helper.js'
+import { PASSWORD, uniqueEmail, type TokenPairBody } from '../helper.js'
 
 const databaseUrl = process.env.TEST_DATABASE_URL
 const PROPAGATION_BOUND_MS = 5_000
@@ -48,7 +48,8 @@ t.test('revocation across instances', { skip: databaseUrl ? false : 'needs Postg
   const email = uniqueEmail('two-instances')
   const registered = await api(a, '/register', { body: { email, password: PASSWORD } })
   t.equal(registered.status, 201)
-  const login = async (server: ServerProcess) => (await api(server, '/login', { body: { email, password: PASSWORD } })).json()
+  const login = async (server: ServerProcess) =>
+    (await (await api(server, '/login', { body: { email, password: PASSWORD } })).json()) as TokenPairBody
 
   /** Logs a fresh session in on `from`, makes `to` cache it as live, logs it out on `from`, and measures. */
   async function logoutPropagates(from: ServerProcess, to: ServerProcess, label: string) {

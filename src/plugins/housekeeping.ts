@@ -1,0 +1,79 @@
+// Periodic housekeeping, every SESSION_CLEANUP_INTERVAL: deletes expired sessions, and audit
+// events older than AUDIT_RETENTION, in bounded batches so one run never holds long locks or
+// a huge transaction. Expired sessions are already refused everywhere (the liveness check
+// compares expires_at); this only keeps the tables small. Every instance runs it; concurrent
+// runs skip each other's rows (SKIP LOCKED).
+import fp from 'fastify-plugin'
+import { deleteAuthEventsBefore } from '../repositories/auth-events.js'
+import { deleteExpiredSessions } from '../repositories/sessions.js'
+
+export interface HousekeepingOptions {
+  now: () => Date
+  /** Seconds between runs; 0 turns the timer off. */
+  intervalSeconds: number
+  /** Seconds an audit event is kept; 0 keeps them forever. */
+  auditRetentionSeconds: number
+  batchSize?: number
+}
+
+export interface HousekeepingResult {
+  expiredSessions: number
+  auditEvents: number
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Runs housekeeping now (also what the timer does); a call during a run waits for it. */
+    runHousekeeping: () => Promise<HousekeepingResult>
+  }
+}
+
+/** Calls `deleteBatch` until a batch comes back short of `batchSize`; returns the total. */
+async function inBatches(batchSize: number, deleteBatch: (limit: number) => Promise<number>): Promise<number> {
+  let total = 0
+  for (;;) {
+    const deleted = await deleteBatch(batchSize)
+    total += deleted
+    if (deleted < batchSize) return total
+  }
+}
+
+export default fp<HousekeepingOptions>(
+  async function housekeepingPlugin(app, { now, intervalSeconds, auditRetentionSeconds, batchSize = 1_000 }) {
+    let running: Promise<HousekeepingResult> | undefined
+
+    async function run(): Promise<HousekeepingResult> {
+      const at = now()
+      const expiredSessions = await inBatches(batchSize, (limit) => deleteExpiredSessions(app.db, at, limit))
+      const cutoff = new Date(at.getTime() - auditRetentionSeconds * 1000)
+      const auditEvents =
+        auditRetentionSeconds > 0 ? await inBatches(batchSize, (limit) => deleteAuthEventsBefore(app.db, cutoff, limit)) : 0
+      return { expiredSessions, auditEvents }
+    }
+
+    function runOnce(): Promise<HousekeepingResult> {
+      running ??= run().finally(() => {
+        running = undefined
+      })
+      return running
+    }
+
+    app.decorate('runHousekeeping', runOnce)
+    if (intervalSeconds <= 0) return
+
+    const timer = setInterval(() => {
+      runOnce().then(
+        (result) => {
+          if (result.expiredSessions + result.auditEvents > 0) app.log.info(result, 'housekeeping: old rows deleted')
+        },
+        (err: unknown) => app.log.warn({ err }, 'housekeeping failed; will retry')
+      )
+    }, intervalSeconds * 1000)
+    timer.unref()
+    app.addHook('onClose', async () => {
+      clearInterval(timer)
+      await running?.catch(() => {})
+    })
+  },
+  { name: 'housekeeping', dependencies: ['db'] }
+)

@@ -1,0 +1,60 @@
+import { sql, type AliasedRawBuilder } from 'kysely'
+import type { AuthEventKind } from '../db/types.js'
+import type { Executor } from './executor.js'
+
+/** What is recorded about an event besides whose session it concerns. */
+export interface AuditFacts {
+  readonly kind: AuthEventKind
+  readonly at: Date
+  readonly ip?: string
+  readonly userAgent?: string
+  readonly detail?: Record<string, unknown>
+}
+
+export interface AuditEvent extends AuditFacts {
+  readonly userId: string | null
+  readonly sessionId: string | null
+}
+
+export const AUDIT_COLUMNS = ['occurred_at', 'kind', 'ip', 'user_agent', 'detail', 'user_id', 'session_id'] as const
+
+/**
+ * The constant part of an audit row as a select list, for `insert into auth_events select …`
+ * statements that record an event in the same statement as the change it describes.
+ */
+export function auditSelection(facts: AuditFacts): AliasedRawBuilder<unknown, string>[] {
+  return [
+    sql`${facts.at}::timestamptz`.as('occurred_at'),
+    sql`${facts.kind}::text`.as('kind'),
+    sql`${facts.ip ?? null}::text`.as('ip'),
+    sql`${facts.userAgent ?? null}::text`.as('user_agent'),
+    sql`${facts.detail ? JSON.stringify(facts.detail) : null}::jsonb`.as('detail')
+  ]
+}
+
+export async function insertAuthEvent(db: Executor, event: AuditEvent): Promise<void> {
+  await db
+    .insertInto('auth_events')
+    .values({
+      occurred_at: event.at,
+      kind: event.kind,
+      user_id: event.userId,
+      session_id: event.sessionId,
+      ip: event.ip ?? null,
+      user_agent: event.userAgent ?? null,
+      detail: event.detail ? JSON.stringify(event.detail) : null
+    })
+    .execute()
+}
+
+/** Retention: deletes up to `limit` events older than `cutoff`; called until it returns fewer. */
+export async function deleteAuthEventsBefore(db: Executor, cutoff: Date, limit: number): Promise<number> {
+  const rows = await db
+    .deleteFrom('auth_events')
+    .where('id', 'in', (eb) =>
+      eb.selectFrom('auth_events').select('id').where('occurred_at', '<', cutoff).limit(limit).forUpdate().skipLocked()
+    )
+    .returning('id')
+    .execute()
+  return rows.length
+}
