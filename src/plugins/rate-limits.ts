@@ -5,8 +5,9 @@
 // the configured rate in total; a gateway in front can enforce a global limit. request.ip honours
 // TRUST_PROXY, so behind a proxy the client's address is counted, not the proxy's.
 import rateLimit from '@fastify/rate-limit'
-import type { FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
+import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
+import { TooManyRequestsError } from '../services/errors.js'
 
 export interface RateLimitsOptions {
   enabled: boolean
@@ -41,20 +42,26 @@ export default fp<RateLimitsOptions>(
     })
 
     app.decorate('limitRequests', (group: string, accountKey?: AccountKey) => {
-      const byIp = app.rateLimit({
-        max: options.ipMax,
-        keyGenerator: (request) => `${group}:ip:${request.ip}`
-      })
-      if (!accountKey) return [byIp]
-      const byAccount = app.rateLimit({
+      // Two counters per request (createRateLimit: the plugin's route hooks run only once per request).
+      const checkIp = app.createRateLimit({ max: options.ipMax, keyGenerator: (request) => `${group}:ip:${request.ip}` })
+      const checkAccount = app.createRateLimit({
         max: options.accountMax,
         keyGenerator: async (request) => {
-          const account = await accountKey(request)
+          const account = accountKey ? await accountKey(request) : undefined
           // Requests we cannot attribute share one bucket per IP under this group.
           return account === undefined ? `${group}:anonymous:${request.ip}` : `${group}:account:${account}`
         }
       })
-      return [byIp, byAccount]
+      async function limit(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+        for (const check of accountKey ? [checkIp, checkAccount] : [checkIp]) {
+          const status = await check(request)
+          if (!status.isAllowed && status.isExceeded) {
+            reply.header('retry-after', String(Math.max(1, status.ttlInSeconds)))
+            throw new TooManyRequestsError()
+          }
+        }
+      }
+      return [limit]
     })
   },
   { name: 'rate-limits' }

@@ -15,6 +15,7 @@ export const EmailTakenError = createError('AUTH_EMAIL_TAKEN', 'Email is already
 export const ForeignSessionError = createError('AUTH_FORBIDDEN', 'The refresh token belongs to another user', 403)
 export const InvalidLogoutRequestError = createError('AUTH_INVALID_REQUEST', '%s', 400)
 export const SessionNotFoundError = createError('AUTH_SESSION_NOT_FOUND', 'Session not found', 404)
+export const TooManyRequestsError = createError('AUTH_RATE_LIMITED', 'Too many requests; retry after the time in Retry-After', 429)
 export const ServiceUnavailableError = createError('AUTH_UNAVAILABLE', 'Service temporarily unavailable', 503)
 
 // Contract: every 401 from an endpoint that takes a Bearer token carries WWW-Authenticate.
