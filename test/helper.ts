@@ -115,7 +115,13 @@ export function decodeJwt(token: string): { header: Record<string, any>, payload
 
 /** Signs arbitrary header/claims with the app's own key: a "genuine" token with chosen contents. */
 export function signWith(privateKeyPem: string, header: Record<string, unknown>, payload: Record<string, unknown>): string {
-  const sign = createSigner({ key: privateKeyPem, algorithm: 'EdDSA', header: { alg: 'EdDSA', ...header }, noTimestamp: true })
+  // fast-jwt drops `iat` under noTimestamp and adds one without it: keep the payload's own.
+  const sign = createSigner({
+    key: privateKeyPem,
+    algorithm: 'EdDSA',
+    header: { alg: 'EdDSA', ...header },
+    noTimestamp: payload.iat === undefined
+  })
   return sign(payload)
 }
 
