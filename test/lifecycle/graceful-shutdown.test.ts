@@ -1,0 +1,94 @@
+// Issue 4: on SIGTERM the server stops accepting, finishes every request it accepted, closes the
+// database and the notification connection, and exits 0.
+import { request as httpRequest } from 'node:http'
+import t from 'tap'
+import { generateSigningKeyPem } from '../../src/services/keys.js'
+import { PASSWORD, uniqueEmail } from '../helper.js'
+import { startServer } from '../support/server-process.js'
+
+interface Outcome {
+  status?: number
+  body?: string
+  error?: string
+}
+
+/** One request on its own connection; resolves once `onSent` has fired and the answer (or error) is in. */
+function post(url: string, path: string, payload: unknown, onSent: () => void): Promise<Outcome> {
+  return send(url, path, 'POST', JSON.stringify(payload), onSent)
+}
+
+function send(url: string, path: string, method: string, body: string | undefined, onSent: () => void): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const req = httpRequest(`${url}${path}`, {
+      method,
+      agent: false,
+      headers: {
+        ...(body === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }),
+        connection: 'close'
+      }
+    })
+    req.on('response', (res) => {
+      let text = ''
+      res.setEncoding('utf8')
+      res.on('data', (chunk) => (text += chunk))
+      res.on('end', () => resolve({ status: res.statusCode, body: text }))
+      res.on('error', (err) => resolve({ status: res.statusCode, error: err.message }))
+    })
+    req.on('error', (err) => resolve({ error: (err as NodeJS.ErrnoException).code ?? err.message }))
+    req.end(body, onSent)
+  })
+}
+
+t.test('SIGTERM during a burst: every accepted request gets a full answer, then exit 0', async (t) => {
+  const databaseUrl = process.env.TEST_DATABASE_URL
+  const server = await startServer({
+    JWT_PRIVATE_KEY: generateSigningKeyPem('EdDSA'),
+    ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {})
+  })
+  t.teardown(() => server.stop(2_000))
+
+  const email = uniqueEmail('shutdown')
+  const registered = await fetch(`${server.url}/api/v1/auth/register`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email, password: PASSWORD })
+  })
+  t.equal(registered.status, 201)
+
+  // Logins are slow on purpose (argon2id): a burst of them is still in flight at SIGTERM.
+  const BURST = 30
+  let sent = 0
+  let allSent: () => void
+  const everySent = new Promise<void>((resolve) => (allSent = resolve))
+  const burst = Array.from({ length: BURST }, () =>
+    post(server.url, '/api/v1/auth/login', { email, password: PASSWORD }, () => {
+      if (++sent === BURST) allSent()
+    })
+  )
+  await everySent
+  // The server accepts connections in order: once a later connection is answered, every request
+  // of the burst has been accepted (on the embedded engine the event loop can be busy for a while).
+  const probe = await send(server.url, '/health/live', 'GET', undefined, () => {})
+  t.equal(probe.status, 200, 'the burst is accepted')
+  const exited = server.stop(15_000)
+
+  const outcomes = await Promise.all(burst)
+  const answered = outcomes.filter((o) => o.status !== undefined)
+  t.equal(answered.length, BURST, `all ${BURST} accepted requests were answered (${JSON.stringify(outcomes.filter((o) => o.error))})`)
+  for (const outcome of answered) {
+    t.equal(outcome.error, undefined, 'the response arrived whole')
+    if (outcome.status === 200) {
+      t.match(JSON.parse(outcome.body!), { access_token: String, refresh_token: String }, 'a complete token pair')
+    } else {
+      // Fastify answers 503 to a request that arrives while closing: still a full answer.
+      t.equal(outcome.status, 503, `a complete answer: ${outcome.status} ${outcome.body}`)
+    }
+  }
+  t.comment(`${answered.filter((o) => o.status === 200).length} logins finished during shutdown`)
+
+  t.equal(await exited, 0, 'exit code 0')
+  t.notMatch(server.output(), /"level":(50|60)/, 'no error was logged while shutting down')
+
+  const after = await post(server.url, '/api/v1/auth/login', { email, password: PASSWORD }, () => {})
+  t.equal(after.error, 'ECONNREFUSED', 'nothing is accepted after exit')
+})
