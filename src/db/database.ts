@@ -39,9 +39,11 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
       // Fail fast while the server is unreachable: requests answer 503 instead of queueing.
       connectionTimeoutMillis: 5_000
     })
-    // An idle client losing its connection emits 'error' on the pool; without a listener it
-    // would crash the process. The next query simply gets a new connection.
+    // A client losing its connection emits 'error': on the pool while idle, on the client itself
+    // while checked out (pg-pool removes its listener then). Unheard, either would crash the
+    // process; the query in flight fails on its own (503) and the next one gets a new connection.
     pool.on('error', () => {})
+    pool.on('connect', (client) => client.on('error', () => {}))
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
     return { db, kind: 'postgres', close: () => db.destroy() }
   }
