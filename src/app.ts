@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto'
 import sensible from '@fastify/sensible'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyServerOptions } from 'fastify'
@@ -6,6 +5,7 @@ import { TokenPairSchema, UserSchema } from '../schemas/auth.js'
 import { ErrorResponseSchema } from '../schemas/common.js'
 import { SessionSchema } from '../schemas/sessions.js'
 import type { Config } from './config.js'
+import { loggerOptions, requestIdOf } from './logging.js'
 import { pgliteDirFor } from './db/database.js'
 import auditPlugin from './plugins/audit.js'
 import authPlugin from './plugins/auth.js'
@@ -41,27 +41,6 @@ export interface BuildOptions {
   liveness?: Pick<LivenessPluginOptions, 'heartbeatMs' | 'staleAfterMs'>
 }
 
-// Never log credentials: headers that carry them and every body field that may (pino redaction).
-const REDACT = [
-  'req.headers.authorization',
-  'req.headers.cookie',
-  'res.headers["set-cookie"]',
-  '*.password',
-  '*.current_password',
-  '*.new_password',
-  '*.refresh_token',
-  '*.access_token',
-  '*.token'
-]
-
-export function loggerOptions(config: Config): FastifyServerOptions['logger'] {
-  return {
-    level: config.logLevel,
-    redact: { paths: REDACT, censor: '[redacted]' },
-    ...(process.stdout.isTTY && !config.isProduction ? { transport: { target: 'pino-pretty' } } : {})
-  }
-}
-
 export async function buildApp(config: Config, options: BuildOptions = {}) {
   const now = options.now ?? (() => new Date())
   const app = Fastify({
@@ -69,8 +48,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     bodyLimit: config.bodyLimit,
     // Fastify also takes a hop count here, which its typings leave out.
     trustProxy: config.trustProxy as FastifyServerOptions['trustProxy'],
-    requestIdHeader: 'x-request-id',
-    genReqId: () => randomUUID(),
+    requestIdHeader: false,
+    genReqId: requestIdOf,
     requestTimeout: 30_000,
     // Behind a load balancer, outlive its idle timeout so it never reuses a closed socket.
     keepAliveTimeout: 72_000,
@@ -80,6 +59,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     }
   }).withTypeProvider<TypeBoxTypeProvider>()
 
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id)
+  })
+  // Contract: a body that is not application/json is 415. Fastify also parses text/plain by
+  // default, which would turn such a body into a 400; this API takes JSON only.
+  app.removeContentTypeParser('text/plain')
   for (const schema of [ErrorResponseSchema, UserSchema, TokenPairSchema, SessionSchema]) app.addSchema(schema)
 
   await app.register(sensible)

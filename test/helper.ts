@@ -3,9 +3,11 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { createSigner } from 'fast-jwt'
+import type { DestinationStream } from 'pino'
 import type { Test } from 'tap'
 import { API_PREFIX, buildApp, type App } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
+import { loggerOptions } from '../src/logging.js'
 import { generateSigningKeyPem } from '../src/services/keys.js'
 
 export { API_PREFIX }
@@ -30,6 +32,8 @@ export interface TestContext {
 
 export interface TestAppOptions {
   env?: Record<string, string>
+  /** Capture the app's log lines (the production logger configuration) here. */
+  logStream?: DestinationStream
 }
 
 /**
@@ -52,7 +56,12 @@ export async function buildTestApp(t: Test, options: TestAppOptions = {}): Promi
     ...options.env
   })
   const clock = new TestClock()
-  const app = await buildApp(config, { now: clock.now, pgliteDir: 'memory://', migrate: true })
+  const app = await buildApp(config, {
+    now: clock.now,
+    pgliteDir: 'memory://',
+    migrate: true,
+    ...(options.logStream ? { logger: loggerOptions(config, options.logStream) } : {})
+  })
   t.teardown(async () => {
     await app.close()
     rmSync(dataDir, { recursive: true, force: true })

@@ -2,7 +2,7 @@
 // message, code }, 5xx messages are masked, and Bearer 401s carry WWW-Authenticate.
 // https://fastify.dev/docs/latest/Reference/Errors/
 import { STATUS_CODES } from 'node:http'
-import type { FastifyError } from 'fastify'
+import type { FastifyError, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { bearerChallenge, isDatabaseUnavailable } from '../services/errors.js'
 
@@ -24,6 +24,13 @@ function messageOf(error: FastifyError, statusCode: number): string {
   return SAFE_MESSAGES[error.code] ?? error.message
 }
 
+/** Routes documented with `security: bearerAuth` take a Bearer token; so does anything authenticate threw. */
+function takesBearerToken(request: FastifyRequest, error: FastifyError): boolean {
+  if (error.code === 'AUTH_MISSING_TOKEN' || error.code === 'AUTH_INVALID_TOKEN') return true
+  const security = request.routeOptions.schema?.security as Array<Record<string, unknown>> | undefined
+  return security?.some((scheme) => 'bearerAuth' in scheme) ?? false
+}
+
 export default fp(
   async function errorsPlugin(app) {
     app.setErrorHandler(function errorHandler(error: FastifyError, request, reply) {
@@ -33,8 +40,7 @@ export default fp(
       } else {
         request.log.info({ code: error.code, statusCode }, error.message)
       }
-      const challenge = bearerChallenge(error)
-      if (challenge) reply.header('www-authenticate', challenge)
+      if (statusCode === 401 && takesBearerToken(request, error)) reply.header('www-authenticate', bearerChallenge(error))
       if (statusCode === 503) reply.header('retry-after', '5')
       return reply.code(statusCode).send({
         statusCode,

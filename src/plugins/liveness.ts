@@ -9,7 +9,7 @@
 // - if the database cannot answer either, the check throws and the request gets a 503.
 import fp from 'fastify-plugin'
 import { listenOnPglite, listenOnPostgres, type RevocationFeed } from '../db/revocation-feed.js'
-import { isSessionLive } from '../repositories/sessions.js'
+import { findLiveSessionOwner } from '../repositories/sessions.js'
 import { LivenessCache } from '../services/liveness-cache.js'
 
 export interface SessionLiveness {
@@ -89,10 +89,11 @@ export default fp<LivenessPluginOptions>(
       }
       databaseAnswers.inc()
       const epoch = cache.epoch
-      const live = await isSessionLive(app.db, sessionId, userId, options.now())
-      if (live) cache.rememberAlive(sessionId, userId, epoch)
-      else cache.rememberDead(sessionId)
-      return live
+      const owner = await findLiveSessionOwner(app.db, sessionId, options.now())
+      // Gone or expired is for good (session ids are never reused); a session is alive for its owner only.
+      if (owner === undefined) cache.rememberDead(sessionId)
+      else cache.rememberAlive(sessionId, owner, epoch)
+      return owner === userId
     }
 
     app.decorate('sessionLiveness', {

@@ -91,16 +91,18 @@ export async function endSessions(db: Executor, selection: SessionSelection, aud
   return rows.map((row) => row.session_id!)
 }
 
-/** True while the session exists and has not expired: the liveness check behind every access token. */
-export async function isSessionLive(db: Executor, sessionId: string, userId: string, now: Date): Promise<boolean> {
+/**
+ * The owner of a session that exists and has not expired, else undefined: the liveness check
+ * behind every access token.
+ */
+export async function findLiveSessionOwner(db: Executor, sessionId: string, now: Date): Promise<string | undefined> {
   const row = await db
     .selectFrom('user_sessions')
-    .select('id')
+    .select('user_id')
     .where('id', '=', sessionId)
-    .where('user_id', '=', userId)
     .where('expires_at', '>', now)
     .executeTakeFirst()
-  return row !== undefined
+  return row?.user_id
 }
 
 export async function listSessionsOfUser(db: Executor, userId: string, now: Date) {

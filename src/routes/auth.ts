@@ -17,10 +17,6 @@ import { clientInfo } from './client-info.js'
 const TokenPairRef = Type.Ref(TokenPairSchema)
 
 const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
-  // Contract: a body that is not application/json is 415. Fastify also parses text/plain by
-  // default, which would turn such a body into a 400; these routes take JSON only.
-  app.removeContentTypeParser('text/plain')
-
   // Per IP and per account (plugins/rate-limits.ts). Bodies are validated before preHandler runs.
   const emailOf = (request: FastifyRequest) => (request.body as { email: string }).email.toLowerCase()
   const sessionOf = async (request: FastifyRequest) => {

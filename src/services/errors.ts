@@ -18,18 +18,15 @@ export const SessionNotFoundError = createError('AUTH_SESSION_NOT_FOUND', 'Sessi
 export const TooManyRequestsError = createError('AUTH_RATE_LIMITED', 'Too many requests; retry after the time in Retry-After', 429)
 export const ServiceUnavailableError = createError('AUTH_UNAVAILABLE', 'Service temporarily unavailable', 503)
 
-// Contract: every 401 from an endpoint that takes a Bearer token carries WWW-Authenticate.
-// A wrong current password (POST /password) comes with a valid token, so it gets the bare
-// challenge: error="invalid_token" would tell the client to throw away a token that is fine.
-const BEARER_CHALLENGES: Record<string, string> = {
-  AUTH_MISSING_TOKEN: 'Bearer',
-  AUTH_INVALID_TOKEN: 'Bearer error="invalid_token"',
-  AUTH_WRONG_PASSWORD: 'Bearer'
-}
-
-/** The WWW-Authenticate value for a 401 from a Bearer-protected route, or undefined for any other error. */
-export function bearerChallenge(error: { code?: string }): string | undefined {
-  return error.code ? BEARER_CHALLENGES[error.code] : undefined
+/**
+ * The WWW-Authenticate value of a 401 from a Bearer-protected route (contract: every such 401
+ * carries one). `error="invalid_token"` only when the access token itself was bad (RFC 6750
+ * §3.1); a 401 about something else (a wrong current password, a bad refresh_token in the body)
+ * comes with a valid token, so it gets the bare challenge rather than telling the client to
+ * throw that token away.
+ */
+export function bearerChallenge(error: { code?: string }): string {
+  return error.code === 'AUTH_INVALID_TOKEN' ? 'Bearer error="invalid_token"' : 'Bearer'
 }
 
 // SQLSTATE classes meaning "the database cannot be reached right now", not "the query is wrong".

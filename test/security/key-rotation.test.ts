@@ -73,10 +73,11 @@ t.test('once the retired key is removed, its tokens stop verifying', async (t) =
 })
 
 t.test('ES256 and HS256 work end to end; HS256 publishes no key', async (t) => {
-  for (const env of [
+  const configurations: Record<string, string>[] = [
     { JWT_ALGORITHM: 'ES256', JWT_PRIVATE_KEY: generateSigningKeyPem('ES256') },
     { JWT_ALGORITHM: 'HS256', JWT_SECRET: 'a-test-secret-that-is-long-enough-0123456789' }
-  ]) {
+  ]
+  for (const env of configurations) {
     const { app } = await buildTestApp(t, { env: { ...env } })
     const pair = await registerUser(app)
     t.equal(decodeJwt(pair.access_token).header.alg, env.JWT_ALGORITHM)
