@@ -37,6 +37,7 @@ const EnvSchema = Type.Object({
   RATE_LIMIT_ACCOUNT_MAX: Type.Integer({ default: 10, minimum: 1 }),
   RATE_LIMIT_WINDOW: Type.String({ default: '1m' }),
 
+  TOKEN_CACHE_SIZE: Type.Integer({ default: 10_000, minimum: 0 }),
   SESSION_CACHE_SIZE: Type.Integer({ default: 100_000, minimum: 0 }),
   SESSION_CACHE_TTL: Type.Integer({ default: 30, minimum: 0 }),
   SESSION_CLEANUP_INTERVAL: Type.String({ default: '10m' }),
@@ -65,6 +66,8 @@ export interface Config {
     readonly issuer: string
     readonly audience: string
     readonly clientId: string
+    /** Access tokens whose signature check is remembered (0: verify every time). */
+    readonly verifiedCacheSize: number
   }
   readonly keys: {
     readonly algorithm: SigningAlgorithm
@@ -156,7 +159,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       clockTolerance: env.CLOCK_TOLERANCE,
       issuer: env.JWT_ISSUER,
       audience: env.JWT_AUDIENCE,
-      clientId: env.JWT_CLIENT_ID
+      clientId: env.JWT_CLIENT_ID,
+      verifiedCacheSize: env.TOKEN_CACHE_SIZE
     }),
     keys: Object.freeze({
       algorithm: env.JWT_ALGORITHM,

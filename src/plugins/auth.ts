@@ -67,7 +67,14 @@ export default fp<AuthPluginOptions>(
         }
       },
       decode: { complete: true },
-      verify: { ...verifierOptions(keys, config.tokens, ACCESS_TOKEN_TYP), extractToken: bearerToken },
+      verify: {
+        ...verifierOptions(keys, config.tokens, ACCESS_TOKEN_TYP),
+        extractToken: bearerToken,
+        // fast-jwt's verified-token cache (keyed by a hash of the whole token, bounded, never past
+        // `exp`): a token seen before skips the signature check. Safe because revocation is not a
+        // property of the token: `trusted` below checks the session on every request.
+        ...(config.tokens.verifiedCacheSize > 0 ? { cache: config.tokens.verifiedCacheSize } : {})
+      },
       trusted: (_request, claims) => {
         const { sid, sub } = claims as unknown as AccessTokenClaims
         return isUuid(sid) && isUuid(sub) && app.sessionLiveness.isLive(sid, sub)
