@@ -1,5 +1,5 @@
 import { createHash, createPublicKey, createPrivateKey, generateKeyPairSync, hkdfSync, type KeyObject } from 'node:crypto'
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { link, mkdir, readFile, unlink, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import type { SigningAlgorithm } from '../config.js'
 
@@ -134,13 +134,19 @@ async function developmentKey(algorithm: AsymmetricAlgorithm, dataDir: string): 
   }
   await mkdir(dataDir, { recursive: true })
   const pem = generateSigningKeyPem(algorithm)
+  // Written whole under a private name, then linked into place: link() fails if another
+  // instance (or cluster worker) got there first, and then that one's key wins. Nobody ever
+  // reads a half-written key.
+  const draft = `${file}.${process.pid}.${Date.now()}.tmp`
+  await writeFile(draft, pem, { flag: 'wx', mode: 0o600 })
   try {
-    // 'wx' fails if another instance created it first: then that one's key wins.
-    await writeFile(file, pem, { flag: 'wx', mode: 0o600 })
+    await link(draft, file)
     return pem
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
     return readFile(file, 'utf8')
+  } finally {
+    await unlink(draft).catch(() => {})
   }
 }
 

@@ -30,11 +30,18 @@ export interface ServerProcess {
   stop(graceMs?: number): Promise<number | null>
 }
 
-export async function startServer(env: Record<string, string>, readyTimeoutMs = 30_000): Promise<ServerProcess> {
+export interface StartOptions {
+  /** The entry point: src/server.ts (one process) or src/cluster.ts (workers). */
+  entry?: 'src/server.ts' | 'src/cluster.ts'
+  readyTimeoutMs?: number
+}
+
+export async function startServer(env: Record<string, string>, options: StartOptions = {}): Promise<ServerProcess> {
+  const { entry = 'src/server.ts', readyTimeoutMs = 30_000 } = options
   const port = await freePort()
   const dataDir = mkdtempSync(path.join(tmpdir(), 'auth-server-'))
   // A clean environment: no test-runner loaders or coverage hooks leak into the child.
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH ?? '',
