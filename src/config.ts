@@ -29,6 +29,7 @@ const EnvSchema = Type.Object({
   JWT_VERIFY_KEYS: Type.Optional(Type.String({ minLength: 1 })),
   JWT_VERIFY_KEYS_FILE: Type.Optional(Type.String({ minLength: 1 })),
   JWT_SECRET: Type.Optional(Type.String({ minLength: 1 })),
+  REFRESH_CHAIN_SECRET: Type.Optional(Type.String({ minLength: 1 })),
 
   BODY_LIMIT: Type.Integer({ default: 1_048_576, minimum: 1024 }),
   TRUST_PROXY: Type.String({ default: 'false' }),
@@ -76,6 +77,7 @@ export interface Config {
     readonly verifyKeys: string | undefined
     readonly verifyKeysFile: string | undefined
     readonly secret: string | undefined
+    readonly chainSecret: string | undefined
   }
   readonly rateLimit: {
     readonly enabled: boolean
@@ -168,7 +170,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       privateKeyFile: env.JWT_PRIVATE_KEY_FILE,
       verifyKeys: env.JWT_VERIFY_KEYS,
       verifyKeysFile: env.JWT_VERIFY_KEYS_FILE,
-      secret: env.JWT_SECRET
+      secret: env.JWT_SECRET,
+      chainSecret: env.REFRESH_CHAIN_SECRET
     }),
     rateLimit: Object.freeze({
       enabled: env.RATE_LIMIT === 'on',

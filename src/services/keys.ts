@@ -43,6 +43,8 @@ export interface KeyMaterial {
   readonly verifyKeys?: string
   readonly verifyKeysFile?: string
   readonly secret?: string
+  /** REFRESH_CHAIN_SECRET: keys the refresh-jti chain independently of the signing key. */
+  readonly chainSecret?: string
 }
 
 export interface KeyRingOptions {
@@ -86,7 +88,7 @@ export async function loadKeyRing(material: KeyMaterial, options: KeyRingOptions
     algorithm: material.algorithm,
     signingKid,
     signingKey: signing.export({ format: 'pem', type: 'pkcs8' }).toString(),
-    jtiChainKey: deriveChainKey(signing.export({ format: 'der', type: 'pkcs8' })),
+    jtiChainKey: chainKey(material, signing.export({ format: 'der', type: 'pkcs8' })),
     verificationKey: (kid) => (typeof kid === 'string' ? byKid.get(kid)?.key : undefined),
     jwks: { keys: jwks }
   }
@@ -105,7 +107,7 @@ function secretKeyRing(material: KeyMaterial): KeyRing {
     algorithm: 'HS256',
     signingKid: kid,
     signingKey: material.secret,
-    jtiChainKey: deriveChainKey(secret),
+    jtiChainKey: chainKey(material, secret),
     verificationKey: (candidate) => (candidate === kid ? material.secret : undefined),
     // A shared secret is never published.
     jwks: { keys: [] }
@@ -211,6 +213,20 @@ export function jwkThumbprint(jwk: Record<string, string | undefined>): string {
   const required = members[jwk.kty as string]
   const canonical = JSON.stringify(Object.fromEntries(required.map((name) => [name, jwk[name]])))
   return createHash('sha256').update(canonical).digest('base64url')
+}
+
+/**
+ * The refresh-jti chain key comes from REFRESH_CHAIN_SECRET when set, else from the signing key.
+ * With the secret set, changing the signing key (rotation) leaves every chain intact; without it,
+ * a grace-window retry that straddles the switch is treated as reuse (README, "Key rotation").
+ */
+function chainKey(material: KeyMaterial, signingMaterial: Buffer): Buffer {
+  if (material.chainSecret === undefined) return deriveChainKey(signingMaterial)
+  const secret = Buffer.from(material.chainSecret, 'utf8')
+  if (secret.length < MIN_SECRET_BYTES) {
+    throw new KeyConfigError(`REFRESH_CHAIN_SECRET must be at least ${MIN_SECRET_BYTES} bytes`)
+  }
+  return deriveChainKey(secret)
 }
 
 function deriveChainKey(material: Buffer): Buffer {

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os'
 import t from 'tap'
 import { loadKeyRing } from '../../src/services/keys.js'
 import { generateSigningKeyPem } from '../../src/services/keys.js'
+import { createTokenService } from '../../src/services/tokens.js'
 import { API_PREFIX, buildTestApp, decodeJwt, me, refresh, registerUser, signWith } from '../helper.js'
 
 const kidOf = async (pem: string) =>
@@ -89,4 +90,20 @@ t.test('ES256 and HS256 work end to end; HS256 publishes no key', async (t) => {
     const jwks = (await app.inject({ method: 'GET', url: '/.well-known/jwks.json' })).json()
     t.equal(jwks.keys.length, env.JWT_ALGORITHM === 'HS256' ? 0 : 1, `${env.JWT_ALGORITHM}: JWKS`)
   }
+})
+
+t.test('REFRESH_CHAIN_SECRET keeps refresh chains intact across a signing-key switch', async (t) => {
+  const settings = { accessTtl: 900, refreshTtl: 3600, reuseGrace: 10, clockTolerance: 5, issuer: 'i', audience: 'a', clientId: 'c', verifiedCacheSize: 0 }
+  const ring = (privateKey: string, chainSecret?: string) =>
+    loadKeyRing({ algorithm: 'EdDSA', privateKey, chainSecret }, { dataDir: tmpdir(), isProduction: false })
+  const before = generateSigningKeyPem('EdDSA')
+  const after = generateSigningKeyPem('EdDSA')
+  const secret = 'a chain secret of at least thirty-two bytes'
+  const jti = crypto.randomUUID()
+
+  const withSecret = [await ring(before, secret), await ring(after, secret)].map((keys) => createTokenService(keys, settings).nextRefreshJti(jti))
+  t.equal(withSecret[0], withSecret[1], 'the same next jti whichever key signs')
+  const without = [await ring(before), await ring(after)].map((keys) => createTokenService(keys, settings).nextRefreshJti(jti))
+  t.not(without[0], without[1], 'without it the chain follows the signing key')
+  await t.rejects(ring(before, 'short'), /REFRESH_CHAIN_SECRET must be at least 32 bytes/)
 })
