@@ -1,8 +1,7 @@
-import { randomUUID } from 'node:crypto'
+import { createPrivateKey, randomUUID, sign, type KeyObject } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { createSigner } from 'fast-jwt'
 import type { DestinationStream } from 'pino'
 import type { Test } from 'tap'
 import { API_PREFIX, buildApp, type App } from '../src/app.js'
@@ -122,16 +121,18 @@ export function decodeJwt(token: string): { header: Record<string, any>, payload
   return { header, payload }
 }
 
-/** Signs arbitrary header/claims with the app's own key: a "genuine" token with chosen contents. */
-export function signWith(privateKeyPem: string, header: Record<string, unknown>, payload: Record<string, unknown>): string {
-  // fast-jwt drops `iat` under noTimestamp and adds one without it: keep the payload's own.
-  const sign = createSigner({
-    key: privateKeyPem,
-    algorithm: 'EdDSA',
-    header: { alg: 'EdDSA', ...header },
-    noTimestamp: payload.iat === undefined
-  })
-  return sign(payload)
+/**
+ * Signs exactly this header and payload (nothing added or dropped) with an Ed25519 or P-256
+ * private key: with the app's own key, a genuine token but for what the test changes.
+ */
+export function signWith(privateKeyPem: string | KeyObject, header: Record<string, unknown>, payload: Record<string, unknown>): string {
+  const encode = (part: unknown) => Buffer.from(JSON.stringify(part)).toString('base64url')
+  const input = `${encode(header)}.${encode(payload)}`
+  const key = typeof privateKeyPem === 'string' ? createPrivateKey(privateKeyPem) : privateKeyPem
+  const signature = key.asymmetricKeyType === 'ec'
+    ? sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' })
+    : sign(null, Buffer.from(input), key)
+  return `${input}.${signature.toString('base64url')}`
 }
 
 /** The standard Fastify error body, as the contract requires for every error. */

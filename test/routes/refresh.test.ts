@@ -1,6 +1,6 @@
 // POST /refresh: rotation and its error answers. The grace window and reuse (theft) cases live
 // in test/revocation/.
-import { createHash, createPrivateKey, sign } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import t from 'tap'
 import {
   API_PREFIX,
@@ -10,21 +10,12 @@ import {
   errorShape,
   me,
   refresh,
-  registerUser
+  registerUser,
+  signWith
 } from '../helper.js'
 
 const { app, clock, privateKeyPem } = await buildTestApp(t)
 const url = `${API_PREFIX}/refresh`
-
-/**
- * Signs exactly this header and payload with the app's own key: a genuine token but for what the
- * test changes. (The helper's signWith drops `iat`, which alone gets a token rejected.)
- */
-function forge(header: Record<string, unknown>, payload: Record<string, unknown>): string {
-  const encode = (part: unknown) => Buffer.from(JSON.stringify(part)).toString('base64url')
-  const input = `${encode(header)}.${encode(payload)}`
-  return `${input}.${sign(null, Buffer.from(input), createPrivateKey(privateKeyPem)).toString('base64url')}`
-}
 
 const sha256 = (value: string) => createHash('sha256').update(value).digest('hex')
 
@@ -101,7 +92,7 @@ t.test('garbage and broken refresh tokens are 401 and change nothing', async (t)
   const { header, payload } = decodeJwt(token)
   const sid = payload.sid
   const before = await sessionRow(sid)
-  t.equal(forge(header, payload), token, 'the forger reproduces a genuine token byte for byte')
+  t.equal(signWith(privateKeyPem, header, payload), token, 'the forger reproduces a genuine token byte for byte')
   const lastDot = token.lastIndexOf('.')
   const cases: Record<string, string> = {
     garbage: 'garbage',
@@ -109,9 +100,9 @@ t.test('garbage and broken refresh tokens are 401 and change nothing', async (t)
     'truncated signature': token.slice(0, -10),
     'no signature': token.slice(0, lastDot + 1),
     'bad signature': token.slice(0, lastDot + 1) + 'A'.repeat(86),
-    'typ JWT': forge({ ...header, typ: 'JWT' }, payload),
-    'typ missing': forge({ alg: header.alg, kid: header.kid }, payload),
-    expired: forge(header, { ...payload, iat: payload.iat - 7200, exp: Math.floor(Date.now() / 1000) - 3600 })
+    'typ JWT': signWith(privateKeyPem, { ...header, typ: 'JWT' }, payload),
+    'typ missing': signWith(privateKeyPem, { alg: header.alg, kid: header.kid }, payload),
+    expired: signWith(privateKeyPem, header, { ...payload, iat: payload.iat - 7200, exp: Math.floor(Date.now() / 1000) - 3600 })
   }
   for (const [name, value] of Object.entries(cases)) {
     const res = await refresh(app, value)

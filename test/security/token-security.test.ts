@@ -1,6 +1,6 @@
 // Forged, confused and broken tokens (contract, "Tokens"). Every variant is built from a genuine
 // token of a live session, so the only thing wrong with it is the thing under test.
-import { createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, randomUUID, sign, type KeyObject } from 'node:crypto'
+import { createHmac, createPublicKey, generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto'
 import t, { type Test } from 'tap'
 import {
   API_PREFIX,
@@ -12,6 +12,7 @@ import {
   me,
   refresh,
   registerUser,
+  signWith,
   type TokenPairBody
 } from '../helper.js'
 
@@ -21,12 +22,9 @@ type Json = Record<string, unknown>
 const b64 = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url')
 const nowSeconds = (): number => Math.floor(Date.now() / 1000)
 
-/** Signs exactly the given header (nothing added, unlike fast-jwt) with an Ed25519 or P-256 key. */
+/** Signs exactly the given header and payload, by default with the app's own key. */
 function rawSign(header: Json, payload: Json, key: KeyObject | string = privateKeyPem): string {
-  const input = `${b64(header)}.${b64(payload)}`
-  const privateKey = typeof key === 'string' ? createPrivateKey(key) : key
-  const options = privateKey.asymmetricKeyType === 'ec' ? { key: privateKey, dsaEncoding: 'ieee-p1363' as const } : privateKey
-  return `${input}.${sign(privateKey.asymmetricKeyType === 'ec' ? 'sha256' : null, Buffer.from(input), options).toString('base64url')}`
+  return signWith(key, header, payload)
 }
 
 function hs256(header: Json, payload: Json, secret: string | Buffer): string {
