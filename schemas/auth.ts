@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { EmailSchema, Nullable, TimestampSchema, UuidSchema } from './common.js'
+import { EmailSchema, Nullable, StoredTextSchema, TimestampSchema, UuidSchema } from './common.js'
 
 // NIST SP 800-63B: at least 8 characters; the upper bound only stops hashing huge inputs.
 const NewPasswordSchema = Type.String({ minLength: 8, maxLength: 256 })
@@ -11,7 +11,7 @@ export const RegisterRequestSchema = Type.Object(
   {
     email: EmailSchema,
     password: NewPasswordSchema,
-    display_name: Type.Optional(Nullable(Type.String({ minLength: 1, maxLength: 100 })))
+    display_name: Type.Optional(Nullable(StoredTextSchema({ minLength: 1, maxLength: 100 })))
   },
   { additionalProperties: false, title: 'RegisterRequest' }
 )

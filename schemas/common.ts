@@ -7,6 +7,10 @@ export const UuidSchema = Type.String({ format: 'uuid' })
 export const TimestampSchema = Type.Unsafe<Date>(Type.String({ format: 'date-time' }))
 export const EmailSchema = Type.String({ format: 'email', maxLength: 254 })
 
+/** Text that is stored: PostgreSQL `text` cannot hold U+0000, so it is a 400, not a 500. */
+export const StoredTextSchema = (options: { minLength?: number, maxLength: number }) =>
+  Type.String({ ...options, pattern: '^[^\\u0000]*$' })
+
 export const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()])
 
 /** Fastify's error shape (contract: every error body), with our optional `code`. */

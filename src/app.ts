@@ -10,7 +10,7 @@ import { pgliteDirFor } from './db/database.js'
 import auditPlugin from './plugins/audit.js'
 import authPlugin from './plugins/auth.js'
 import dbPlugin from './plugins/db.js'
-import errorsPlugin from './plugins/errors.js'
+import errorsPlugin, { frameworkErrorHandler } from './plugins/errors.js'
 import livenessPlugin, { type LivenessPluginOptions } from './plugins/liveness.js'
 import metricsPlugin from './plugins/metrics.js'
 import rateLimitsPlugin from './plugins/rate-limits.js'
@@ -49,6 +49,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     // Fastify also takes a hop count here, which its typings leave out.
     trustProxy: config.trustProxy as FastifyServerOptions['trustProxy'],
     requestIdHeader: false,
+    frameworkErrors: frameworkErrorHandler,
     genReqId: requestIdOf,
     requestTimeout: 30_000,
     // Behind a load balancer, outlive its idle timeout so it never reuses a closed socket.

@@ -16,6 +16,7 @@ import {
   ACCESS_TOKEN_TYP,
   createTokenService,
   isUuid,
+  issuedInThePast,
   verifierOptions,
   type AccessTokenClaims,
   type TokenService
@@ -54,7 +55,7 @@ function bearerToken(request: FastifyRequest): string | undefined {
 export default fp<AuthPluginOptions>(
   async function authPlugin(app, { config, now, keys: givenKeys }) {
     const keys = givenKeys ?? (await loadKeyRing(config.keys, { dataDir: config.dataDir, isProduction: config.isProduction }))
-    const tokens = createTokenService(keys, config.tokens)
+    const tokens = createTokenService(keys, config.tokens, now)
 
     // Verification only: tokens are signed by services/tokens.ts. The key is picked by `kid`
     // alone; `trusted` is the session liveness check, so a revoked session's tokens fail here.
@@ -76,8 +77,8 @@ export default fp<AuthPluginOptions>(
         ...(config.tokens.verifiedCacheSize > 0 ? { cache: config.tokens.verifiedCacheSize } : {})
       },
       trusted: (_request, claims) => {
-        const { sid, sub } = claims as unknown as AccessTokenClaims
-        return isUuid(sid) && isUuid(sub) && app.sessionLiveness.isLive(sid, sub)
+        const { sid, sub, iat } = claims as unknown as AccessTokenClaims
+        return isUuid(sid) && isUuid(sub) && issuedInThePast(iat, now(), config.tokens) && app.sessionLiveness.isLive(sid, sub)
       },
       formatUser: (claims) => ({ userId: claims.sub, sessionId: claims.sid })
     })

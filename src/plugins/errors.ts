@@ -2,7 +2,7 @@
 // message, code }, 5xx messages are masked, and Bearer 401s carry WWW-Authenticate.
 // https://fastify.dev/docs/latest/Reference/Errors/
 import { STATUS_CODES } from 'node:http'
-import type { FastifyError, FastifyRequest } from 'fastify'
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { bearerChallenge, isDatabaseUnavailable } from '../services/errors.js'
 
@@ -22,6 +22,21 @@ function messageOf(error: FastifyError, statusCode: number): string {
   if (statusCode >= 500) return 'Internal Server Error'
   if (error instanceof SyntaxError) return SAFE_MESSAGES.FST_ERR_CTP_INVALID_JSON_BODY
   return SAFE_MESSAGES[error.code] ?? error.message
+}
+
+/**
+ * Fastify's `frameworkErrors`: errors the router raises before any route or hook runs (a bad
+ * URL encoding, an over-long path parameter). Same shape as every other error, and a fixed
+ * message: the default one quotes the raw URL, which may hold a token.
+ */
+export function frameworkErrorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const statusCode = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 400
+  request.log.info({ code: error.code, statusCode }, 'request rejected by the router')
+  void reply
+    .code(statusCode)
+    .header('cache-control', 'no-store')
+    .header('x-request-id', request.id)
+    .send({ statusCode, error: STATUS_CODES[statusCode] ?? 'Bad Request', message: 'Malformed request URL', code: error.code })
 }
 
 /** Routes documented with `security: bearerAuth` take a Bearer token; so does anything authenticate threw. */

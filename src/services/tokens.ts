@@ -47,6 +47,14 @@ export function isUuid(value: unknown): value is string {
 const toSeconds = (date: Date): number => Math.floor(date.getTime() / 1000)
 
 /**
+ * `iat` is a number and not in the future beyond the clock tolerance (fast-jwt checks its age
+ * under maxAge but not this). Checked against the service's clock, which tests can move.
+ */
+export function issuedInThePast(iat: unknown, now: Date, settings: TokenSettings): boolean {
+  return typeof iat === 'number' && Number.isFinite(iat) && iat * 1000 <= now.getTime() + settings.clockTolerance * 1000
+}
+
+/**
  * The verification rules shared by both token types (contract, "Tokens"): one algorithm, a
  * known kid, our iss and aud, the right typ, exp required, nbf honoured, no unknown `crit`.
  */
@@ -60,7 +68,10 @@ export function verifierOptions(keys: KeyRing, settings: TokenSettings, typ: str
     requiredClaims: typ === ACCESS_TOKEN_TYP
       ? ['iss', 'aud', 'sub', 'sid', 'client_id', 'jti', 'iat', 'exp']
       : ['iss', 'aud', 'sub', 'sid', 'jti', 'iat', 'exp'],
-    allowedCritHeaders: []
+    allowedCritHeaders: [],
+    // fast-jwt checks `iat` (a number, not too old) only when maxAge is set. No token of ours
+    // is older than its lifetime: an access token lives accessTtl, a refresh token at most refreshTtl.
+    maxAge: (typ === ACCESS_TOKEN_TYP ? settings.accessTtl : settings.refreshTtl) * 1000 + settings.clockTolerance * 1000
   }
 }
 
@@ -76,7 +87,7 @@ export function keyResolver(keys: KeyRing) {
   }
 }
 
-export function createTokenService(keys: KeyRing, settings: TokenSettings) {
+export function createTokenService(keys: KeyRing, settings: TokenSettings, now: () => Date = () => new Date()) {
   const signAccess = createSigner({
     key: keys.signingKey,
     algorithm: keys.algorithm,
@@ -123,7 +134,7 @@ export function createTokenService(keys: KeyRing, settings: TokenSettings) {
       } catch {
         throw new InvalidRefreshTokenError()
       }
-      if (!isUuid(claims.sid) || !isUuid(claims.sub) || typeof claims.jti !== 'string') {
+      if (!isUuid(claims.sid) || !isUuid(claims.sub) || typeof claims.jti !== 'string' || !issuedInThePast(claims.iat, now(), settings)) {
         throw new InvalidRefreshTokenError()
       }
       return claims
