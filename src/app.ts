@@ -52,6 +52,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     frameworkErrors: frameworkErrorHandler,
     genReqId: requestIdOf,
     requestTimeout: 30_000,
+    // Opening the embedded database and migrating it can take several seconds on a busy machine.
+    pluginTimeout: 30_000,
     // Behind a load balancer, outlive its idle timeout so it never reuses a closed socket.
     keepAliveTimeout: 72_000,
     ajv: {

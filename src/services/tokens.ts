@@ -1,5 +1,5 @@
 import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto'
-import { createSigner, createVerifier, type VerifierOptions } from 'fast-jwt'
+import { createDecoder, createSigner, createVerifier, type VerifierOptions } from 'fast-jwt'
 import type { Config } from '../config.js'
 import { InvalidRefreshTokenError } from './errors.js'
 import type { KeyRing } from './keys.js'
@@ -76,14 +76,24 @@ export function verifierOptions(keys: KeyRing, settings: TokenSettings, typ: str
 }
 
 /**
- * Finds the key for a token by its `kid` only: `jku`, `x5u`, `jwk` and `x5c` are never looked at.
- * An unknown or missing kid rejects the token.
+ * A verifier per key, picked by the token's `kid` only: `jku`, `x5u`, `jwk` and `x5c` are never
+ * looked at, and an unknown or missing kid rejects the token. Each verifier is built once with
+ * its key, so the PEM is parsed once, not on every verification.
  */
-export function keyResolver(keys: KeyRing) {
-  return async function resolveKey({ header }: { header: Record<string, unknown> }): Promise<string> {
-    const key = keys.verificationKey(header.kid)
-    if (!key) throw new Error('unknown kid')
-    return key
+function verifierByKid(keys: KeyRing, options: Partial<VerifierOptions>) {
+  const decodeHeader = createDecoder({ complete: true })
+  const verifiers = new Map<string, (token: string) => unknown>()
+  return function verify(token: string): unknown {
+    const { header } = decodeHeader(token) as { header: Record<string, unknown> }
+    const kid = header.kid
+    const key = keys.verificationKey(kid)
+    if (!key || typeof kid !== 'string') throw new Error('unknown kid')
+    let verifier = verifiers.get(kid)
+    if (!verifier) {
+      verifier = createVerifier({ ...options, key })
+      verifiers.set(kid, verifier)
+    }
+    return verifier(token)
   }
 }
 
@@ -104,10 +114,7 @@ export function createTokenService(keys: KeyRing, settings: TokenSettings, now: 
     iss: settings.issuer,
     aud: settings.audience
   })
-  const verifyRefresh = createVerifier({
-    ...verifierOptions(keys, settings, REFRESH_TOKEN_TYP),
-    key: keyResolver(keys)
-  })
+  const verifyRefresh = verifierByKid(keys, verifierOptions(keys, settings, REFRESH_TOKEN_TYP))
 
   return {
     /** An access token for a session; it never outlives the session itself. */
@@ -130,7 +137,7 @@ export function createTokenService(keys: KeyRing, settings: TokenSettings, now: 
     async verifyRefreshToken(token: string): Promise<RefreshTokenClaims> {
       let claims: RefreshTokenClaims
       try {
-        claims = await verifyRefresh(token)
+        claims = verifyRefresh(token) as RefreshTokenClaims
       } catch {
         throw new InvalidRefreshTokenError()
       }
