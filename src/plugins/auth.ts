@@ -30,6 +30,10 @@ declare module '@fastify/jwt' {
 }
 
 declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The handler checks the caller's session itself (see `trusted` below). */
+    livenessCheckedByHandler?: boolean
+  }
   interface FastifyInstance {
     keys: KeyRing
     tokens: TokenService
@@ -76,9 +80,13 @@ export default fp<AuthPluginOptions>(
         // property of the token: `trusted` below checks the session on every request.
         ...(config.tokens.verifiedCacheSize > 0 ? { cache: config.tokens.verifiedCacheSize } : {})
       },
-      trusted: (_request, claims) => {
+      trusted: (request, claims) => {
         const { sid, sub, iat } = claims as unknown as AccessTokenClaims
-        return isUuid(sid) && isUuid(sub) && issuedInThePast(iat, now(), config.tokens) && app.sessionLiveness.isLive(sid, sub)
+        if (!isUuid(sid) || !isUuid(sub) || !issuedInThePast(iat, now(), config.tokens)) return false
+        // A route that settles liveness itself, in the statement that acts on the session
+        // (POST /logout of the current session: the DELETE finds it or the token is refused).
+        if (request.routeOptions.config.livenessCheckedByHandler === true) return true
+        return app.sessionLiveness.isLive(sid, sub)
       },
       formatUser: (claims) => ({ userId: claims.sub, sessionId: claims.sid })
     })

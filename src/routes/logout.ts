@@ -1,8 +1,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { LogoutRequestSchema } from '../../schemas/auth.js'
 import { ErrorRef, NoContentSchema } from '../../schemas/common.js'
+import { InvalidAccessTokenError } from '../services/errors.js'
 import { logout } from '../services/sessions.js'
 import { clientInfo } from './client-info.js'
+
+function isEmptyObject(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && Object.keys(value).length === 0
+}
 
 const logoutRoutes: FastifyPluginAsyncTypebox = async (app) => {
   // Contract, logout §2: an empty body is allowed even with Content-Type: application/json.
@@ -19,10 +24,18 @@ const logoutRoutes: FastifyPluginAsyncTypebox = async (app) => {
 
   app.post('/logout', {
     // Authenticate first: without a valid token nothing about the body is revealed or done.
+    // Logging out the current session (no body, or {}) needs no separate session check: the
+    // DELETE is the check (services/sessions.ts), so the whole logout is one round trip. With any
+    // other body the session is checked before the body is even validated.
     onRequest: app.authenticate,
-    // No body at all means the same as {} (a JSON `null` stays null and fails validation).
+    config: { livenessCheckedByHandler: true },
     preValidation: async (request) => {
+      // No body at all means the same as {} (a JSON `null` stays null and fails validation).
       if (request.body === undefined) request.body = {}
+      if (isEmptyObject(request.body)) return
+      if (!(await app.sessionLiveness.isLive(request.user.sessionId, request.user.userId))) {
+        throw new InvalidAccessTokenError()
+      }
     },
     schema: {
       tags: ['auth'],

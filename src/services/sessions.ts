@@ -15,6 +15,7 @@ import { auditFacts, type AuthContext, type Caller, type ClientInfo } from './co
 import { isUuid } from './tokens.js'
 import {
   ForeignSessionError,
+  InvalidAccessTokenError,
   InvalidLogoutRequestError,
   InvalidRefreshTokenError,
   RefreshTokenReuseError,
@@ -161,6 +162,9 @@ export async function logout(
       break
   }
   const deleted = await endSessions(ctx.db, selection, facts)
+  // For the current session the route skipped the liveness check (routes/logout.ts): the DELETE
+  // is the check. Nothing deleted means the session was already gone: the token is revoked.
+  if (kind === 'current' && deleted.length === 0) throw new InvalidAccessTokenError()
   ctx.sessionsEnded(deleted, { ...facts, userId: caller.userId, sessionId: caller.sessionId })
   return { kind, deletedSessionIds: deleted }
 }

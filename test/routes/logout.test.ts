@@ -222,3 +222,15 @@ t.test('§5 after logout the refresh token fails at /refresh with 401', async (t
 function json(): Record<string, string> {
   return { 'content-type': 'application/json' }
 }
+
+t.test('§1 a revoked token is 401 whatever the body, and deletes nothing', async (t) => {
+  const { first, second, userId } = await userWithTwoSessions()
+  t.equal((await logout(first.access_token)).statusCode, 204)
+  const bodies: unknown[] = [undefined, {}, { all_devices: true }, { all_devices: 'true' }, { refresh_token: second.refresh_token }, { nope: 1 }]
+  for (const body of bodies) {
+    const res = await logout(first.access_token, body as never)
+    t.equal(res.statusCode, 401, `body ${JSON.stringify(body)}`)
+    t.equal(res.headers['www-authenticate'], 'Bearer error="invalid_token"')
+  }
+  t.equal(await countSessions(app, userId), 1, 'the other session is untouched')
+})
