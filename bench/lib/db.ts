@@ -1,0 +1,65 @@
+// Direct database access for the benchmark, PostgreSQL only: counting the bench's sessions
+// (to check that a logout run deleted exactly as many sessions as it got 204s), the fixture rows
+// of the jwt+DELETE baseline, and removing what the bench created when it is done.
+import pg from 'pg'
+
+export class BenchDatabase {
+  private readonly pool: pg.Pool
+
+  constructor(connectionString: string) {
+    this.pool = new pg.Pool({
+      connectionString,
+      max: 2,
+      connectionTimeoutMillis: 5_000,
+      statement_timeout: 120_000,
+      query_timeout: 130_000
+    })
+    this.pool.on('error', () => {})
+  }
+
+  /** Live rows in user_sessions that belong to these users. */
+  async countSessions(userIds: readonly string[]): Promise<number> {
+    const { rows } = await this.pool.query<{ n: string }>(
+      'SELECT count(*)::text AS n FROM user_sessions WHERE user_id = ANY($1::uuid[])',
+      [userIds]
+    )
+    return Number(rows[0].n)
+  }
+
+  /** A user row for the baseline's fixture sessions (never logs in: its hash is not a hash). */
+  async createBaselineUser(email: string): Promise<string> {
+    const { rows } = await this.pool.query<{ id: string }>(
+      "INSERT INTO users (id, email, password_hash) VALUES (gen_random_uuid(), $1, 'not-a-hash: benchmark baseline fixture') RETURNING id",
+      [email]
+    )
+    return rows[0].id
+  }
+
+  /** `count` session rows for the baseline user; returns their ids. */
+  async createBaselineSessions(userId: string, count: number): Promise<string[]> {
+    const { rows } = await this.pool.query<{ id: string }>(
+      `INSERT INTO user_sessions (id, user_id, refresh_jti_hash, expires_at)
+       SELECT gen_random_uuid(), $1, 'bench-baseline-' || gen_random_uuid()::text, now() + interval '1 day'
+       FROM generate_series(1, $2::int)
+       RETURNING id`,
+      [userId, count]
+    )
+    return rows.map((row) => row.id)
+  }
+
+  async deleteSessionsOf(userId: string): Promise<number> {
+    const result = await this.pool.query('DELETE FROM user_sessions WHERE user_id = $1', [userId])
+    return result.rowCount ?? 0
+  }
+
+  /** Removes the bench's users (their sessions go with them) and their audit events. */
+  async deleteUsers(userIds: readonly string[]): Promise<{ users: number, events: number }> {
+    const users = await this.pool.query('DELETE FROM users WHERE id = ANY($1::uuid[])', [userIds])
+    const events = await this.pool.query('DELETE FROM auth_events WHERE user_id = ANY($1::uuid[])', [userIds])
+    return { users: users.rowCount ?? 0, events: events.rowCount ?? 0 }
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end()
+  }
+}

@@ -1,0 +1,252 @@
+// Summaries (median over rounds), the printed/Markdown table and the result files.
+import { execFileSync } from 'node:child_process'
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs'
+import { cpus, loadavg } from 'node:os'
+import path from 'node:path'
+import type { KindStats, LoadResult } from './load.js'
+
+export interface Check {
+  readonly name: string
+  readonly ok: boolean
+  readonly detail: string
+}
+
+export interface RoundResult {
+  readonly round: number
+  readonly result: LoadResult
+  /** Requests sent in the warm-up before this measurement (informational). */
+  readonly warmupRequests: number
+  /** For runs of a fixed number of requests (logout, jwt+DELETE): that number. */
+  readonly amount?: number
+  /** When the measured run started and ended, in seconds after the service was spawned
+   *  (to cut the same window out of a --cpu-prof profile: bench/profile.ts). */
+  readonly window?: readonly [number, number]
+}
+
+export interface Summary {
+  readonly name: string
+  readonly kind: 'target' | 'baseline'
+  readonly rounds: RoundResult[]
+  /** Median over rounds (req/s, p50, p99 each on its own). */
+  readonly reqPerSec: number
+  readonly p50: number
+  readonly p99: number
+  /** Sums over rounds. */
+  readonly requests: number
+  readonly errors: number
+  readonly timeouts: number
+  readonly non2xx: number
+  readonly expectedNon2xx: number
+  readonly unexpected: number
+  readonly status5xx: number
+  readonly status: Record<string, number>
+  readonly byKind: Record<string, KindStats>
+  /** Median CPU in cores during the measured runs: the server's processes, the load generator, PostgreSQL. */
+  readonly cpu: { server: number, bench: number, postgres: number }
+  readonly ratios: Record<string, number | null>
+  readonly notes: string[]
+}
+
+export function median(values: readonly number[]): number {
+  const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b)
+  if (sorted.length === 0) return Number.NaN
+  const mid = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+}
+
+export function summarise(name: string, kind: Summary['kind'], rounds: RoundResult[], notes: string[] = []): Summary {
+  const results = rounds.map((r) => r.result)
+  const sum = (pick: (r: LoadResult) => number) => results.reduce((total, r) => total + pick(r), 0)
+  const status: Record<string, number> = {}
+  const byKind: Record<string, KindStats> = {}
+  for (const r of results) {
+    for (const [code, n] of Object.entries(r.status)) status[code] = (status[code] ?? 0) + n
+  }
+  // Per-kind figures from the median round (by req/s): percentiles do not add up across rounds.
+  const medianRound = [...results].sort((a, b) => a.reqPerSec - b.reqPerSec)[Math.floor((results.length - 1) / 2)]
+  if (medianRound) Object.assign(byKind, medianRound.byKind)
+  return {
+    name,
+    kind,
+    rounds,
+    reqPerSec: median(results.map((r) => r.reqPerSec)),
+    p50: median(results.map((r) => r.p50)),
+    p99: median(results.map((r) => r.p99)),
+    requests: sum((r) => r.requests),
+    errors: sum((r) => r.errors),
+    timeouts: sum((r) => r.timeouts),
+    non2xx: sum((r) => r.non2xx),
+    expectedNon2xx: sum((r) => r.expectedNon2xx),
+    unexpected: sum((r) => r.unexpected),
+    status5xx: sum((r) => r.status5xx),
+    status,
+    byKind,
+    cpu: {
+      server: median(results.map((r) => r.serverCpu)),
+      bench: median(results.map((r) => r.clientCpu)),
+      postgres: median(results.map((r) => r.postgresCpu))
+    },
+    ratios: {},
+    notes
+  }
+}
+
+const fmtRate = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a')
+const fmtMs = (n: number) => (Number.isFinite(n) ? (n < 10 ? n.toFixed(2) : n.toFixed(1)) : 'n/a')
+const fmtRatio = (n: number | null | undefined) => (n === null || n === undefined || !Number.isFinite(n) ? 'n/a' : `${n.toFixed(2)}×`)
+
+export interface Meta {
+  readonly startedAt: string
+  readonly commit: string
+  readonly node: string
+  readonly cpu: string
+  /** 1-minute load average before and after the run: other work on the machine skews results. */
+  readonly load: { before: number, after: number }
+  readonly engine: 'postgres' | 'pglite'
+  readonly database: string
+  readonly algorithm: string
+  readonly entry: string
+  readonly workers: number
+  readonly duration: number
+  readonly warmup: number
+  readonly connections: number
+  readonly rounds: number
+  readonly smoke: boolean
+  readonly setup: { users: number, sessions: number, hotSessions: number, seconds: number }
+  readonly argon2: { hashesPerSec: number, inFlight: number, seconds: number } | null
+  readonly notes: string[]
+}
+
+export const BASELINE_COLUMNS = [
+  { key: 'hello', title: '× hello' },
+  { key: 'jwt', title: '× jwt' },
+  { key: 'jwt-pg-delete', title: '× jwt+DELETE' }
+] as const
+
+/** The results table (Markdown, also what is printed). */
+export function resultsTable(summaries: readonly Summary[], withPostgres = false): string {
+  const header = ['scenario', 'req/s', 'p50 ms', 'p99 ms', 'requests', 'errors', 'non-2xx expected / unexpected', '5xx',
+    ...BASELINE_COLUMNS.map((c) => c.title), withPostgres ? 'CPU cores server / bench / postgres' : 'CPU cores server / bench', 'notes']
+  const lines = [`| ${header.join(' | ')} |`, `|${header.map((h, i) => (i === 0 || i === header.length - 1 ? '---' : '---:')).join('|')}|`]
+  for (const s of summaries) {
+    const name = s.kind === 'baseline' ? `*baseline: ${s.name}*` : `**${s.name}**`
+    const ratios = BASELINE_COLUMNS.map((c) => (s.kind === 'baseline' ? '' : fmtRatio(s.ratios[c.key])))
+    lines.push(`| ${[
+      name,
+      fmtRate(s.reqPerSec),
+      fmtMs(s.p50),
+      fmtMs(s.p99),
+      s.requests.toLocaleString('en-US'),
+      String(s.errors),
+      `${s.expectedNon2xx} / ${s.unexpected}`,
+      String(s.status5xx),
+      ...ratios,
+      [s.cpu.server, s.cpu.bench, ...(withPostgres ? [s.cpu.postgres] : [])].map((c) => (Number.isFinite(c) ? c.toFixed(2) : 'n/a')).join(' / '),
+      s.notes.join('; ')
+    ].join(' | ')} |`)
+  }
+  return lines.join('\n')
+}
+
+export function kindsTable(summary: Summary): string {
+  const lines = ['| request | count | p50 ms | p99 ms | statuses | unexpected |', '|---|---:|---:|---:|---|---:|']
+  for (const [kind, k] of Object.entries(summary.byKind)) {
+    const statuses = Object.entries(k.status).map(([code, n]) => `${code}×${n}`).join(' ')
+    lines.push(`| ${kind} | ${k.count} | ${fmtMs(k.p50)} | ${fmtMs(k.p99)} | ${statuses} | ${k.unexpected} |`)
+  }
+  return lines.join('\n')
+}
+
+export function roundsTable(summaries: readonly Summary[]): string {
+  const rounds = Math.max(...summaries.map((s) => s.rounds.length))
+  const header = ['scenario', ...Array.from({ length: rounds }, (_, i) => `round ${i + 1} req/s (p99 ms)`)]
+  const lines = [`| ${header.join(' | ')} |`, `|---|${'---:|'.repeat(rounds)}`]
+  for (const s of summaries) {
+    lines.push(`| ${s.name} | ${s.rounds.map((r) => `${fmtRate(r.result.reqPerSec)} (${fmtMs(r.result.p99)})`).join(' | ')} |`)
+  }
+  return lines.join('\n')
+}
+
+export function markdownReport(meta: Meta, summaries: readonly Summary[], checks: readonly Check[], failures: readonly string[]): string {
+  const out: string[] = []
+  out.push(`# Benchmark: ${meta.engine}, ${meta.algorithm}${meta.workers > 0 ? `, ${meta.workers} workers` : ''}${meta.smoke ? ' (smoke)' : ''}`)
+  out.push('')
+  out.push(`- when: ${meta.startedAt}, commit ${meta.commit}`)
+  out.push(`- machine: ${meta.cpu}, node ${meta.node}; load generator (autocannon) on the same machine; ` +
+    `1-min load average ${meta.load.before.toFixed(2)} before, ${meta.load.after.toFixed(2)} after`)
+  out.push(`- service: \`node --import tsx ${meta.entry}\` on 127.0.0.1, ${meta.database}, LOG_LEVEL=warn, RATE_LIMIT=off, JWT_ALGORITHM=${meta.algorithm}`)
+  out.push(`- load: ${meta.connections} connections, ${meta.warmup} s warm-up + ${meta.duration} s per scenario, ${meta.rounds} round(s)${meta.rounds > 1 ? ' (alternating baselines/targets; medians shown)' : ''}`)
+  out.push(`- setup: ${meta.setup.users} users, ${meta.setup.sessions} sessions through the API (${meta.setup.hotSessions} for verify/me/refresh) in ${meta.setup.seconds.toFixed(1)} s`)
+  if (meta.argon2) {
+    out.push(`- argon2id ceiling (in-process, @node-rs/argon2 \`hash\` with the service's parameters, ${meta.argon2.inFlight} in flight, ${meta.argon2.seconds} s): ${fmtRate(meta.argon2.hashesPerSec)} hashes/s`)
+  }
+  for (const note of meta.notes) out.push(`- ${note}`)
+  out.push('')
+  out.push(resultsTable(summaries, meta.engine === 'postgres'))
+  out.push('')
+  out.push('Latency is per request, measured by the load generator (sub-millisecond). Ratios are the scenario\'s req/s over the baseline\'s. ' +
+    'Every request that consumes something (refresh, logout, login) uses its own token or session. CPU is in cores used during the measured run ' +
+    '(the server\'s process group, the load generator, and every postgres process on the machine): when server + bench add up to the machine\'s cores, ' +
+    'the load generator competes with the server and the figures are a floor, not the server\'s ceiling.')
+  const mixed = summaries.find((s) => s.name === 'mixed')
+  if (mixed) {
+    out.push('')
+    out.push('Mixed workload by request:')
+    out.push('')
+    out.push(kindsTable(mixed))
+  }
+  if (meta.rounds > 1) {
+    out.push('')
+    out.push(roundsTable(summaries))
+  }
+  if (checks.length > 0) {
+    out.push('')
+    out.push('Checks:')
+    out.push('')
+    for (const check of checks) out.push(`- ${check.ok ? 'ok' : 'FAILED'}: ${check.name}: ${check.detail}`)
+  }
+  out.push('')
+  out.push(failures.length === 0 ? 'No errors, no 5xx, no unexpected status.' : `FAILURES:\n\n${failures.map((f) => `- ${f}`).join('\n')}`)
+  return `${out.join('\n')}\n`
+}
+
+export function gitCommit(root: string): string {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, timeout: 5_000, encoding: 'utf8' }).trim()
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: root, timeout: 5_000, encoding: 'utf8' }).trim()
+    return dirty ? `${head} (with uncommitted changes)` : head
+  } catch {
+    return 'unknown'
+  }
+}
+
+export function loadAverage(): number {
+  return loadavg()[0]
+}
+
+export function cpuDescription(): string {
+  const list = cpus()
+  return `${list.length} × ${list[0]?.model?.trim() || 'unknown CPU'}`
+}
+
+/** Writes `<stamp>-<label>.json/.md` and, unless `latest` is false, latest.json/latest.md. */
+export function writeResults(dir: string, label: string, json: unknown, markdown: string, latest: boolean): string[] {
+  mkdirSync(dir, { recursive: true })
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-')
+  const written: string[] = []
+  const write = (name: string, content: string) => {
+    const file = path.join(dir, name)
+    const tmp = `${file}.tmp`
+    writeFileSync(tmp, content)
+    renameSync(tmp, file)
+    written.push(file)
+  }
+  const text = `${JSON.stringify(json, null, 2)}\n`
+  write(`${stamp}-${label}.json`, text)
+  write(`${stamp}-${label}.md`, markdown)
+  if (latest) {
+    write('latest.json', text)
+    write('latest.md', markdown)
+  }
+  return written
+}

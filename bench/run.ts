@@ -1,0 +1,519 @@
+// `npm run bench`: the benchmark a user of the service would write. Starts the service and the
+// baselines as child processes on 127.0.0.1, creates users and sessions through the HTTP API,
+// measures each scenario with autocannon and writes the results to bench/results/.
+// Options: see bench/README.md (BENCH_* environment variables or --flags).
+import { randomBytes, randomUUID } from 'node:crypto'
+import { cpus } from 'node:os'
+import path from 'node:path'
+import { createSigner } from 'fast-jwt'
+import { hashPassword } from '../src/services/passwords.js'
+import { installCleanupHandlers, ROOT, sleep, stopAllChildren } from './lib/children.js'
+import { BenchDatabase } from './lib/db.js'
+import { API, checkAccessTokens, login, mapLimit, register, type Session, type User } from './lib/http.js'
+import { runLoad, stopCurrentLoad, type LoadResult, type Op, type OpSource, type WarmupStats } from './lib/load.js'
+import { OptionError, OptionSource, readFlags } from './lib/options.js'
+import {
+  cpuDescription, gitCommit, loadAverage, markdownReport, resultsTable, kindsTable, summarise, writeResults,
+  type Check, type Meta, type RoundResult, type Summary
+} from './lib/report.js'
+import {
+  ALGORITHMS, DEFAULT_ALGORITHM, clusterEntryExists, generateKey, migrate, startBaseline, startService,
+  type Algorithm, type Baseline, type BaselineName, type Service, type SigningKey
+} from './lib/service.js'
+import { mixedSource, Workload } from './lib/workload.js'
+
+const TARGETS = ['verify', 'me', 'refresh', 'login', 'mixed', 'logout'] as const
+type Scenario = (typeof TARGETS)[number]
+/** Where load goes: a URL, and the process group whose CPU is measured. */
+interface Target {
+  readonly url: string
+  readonly pid: number
+}
+
+interface Options {
+  smoke: boolean
+  duration: number
+  warmup: number
+  connections: number
+  rounds: number
+  scenarios: Scenario[]
+  baselines: boolean
+  workers: number
+  algorithm: Algorithm
+  sessions: number
+  users: number
+  loginConcurrency: number
+  argon2Seconds: number
+  nodeArgs: string[]
+  keepData: boolean
+  resultsDir: string
+  databaseUrl: string | undefined
+}
+
+function readOptions(): Options {
+  const source = new OptionSource({ ...process.env, ...readFlags(process.argv.slice(2), 'BENCH') })
+  const smoke = source.bool('BENCH_SMOKE')
+  const scenarioList = source.string('BENCH_SCENARIOS', TARGETS.join(','))
+  const scenarios = scenarioList.split(',').map((s) => s.trim()).filter(Boolean)
+  for (const name of scenarios) {
+    if (!(TARGETS as readonly string[]).includes(name)) {
+      throw new OptionError(`BENCH_SCENARIOS: unknown scenario "${name}" (known: ${TARGETS.join(', ')})`)
+    }
+  }
+  const algorithm = source.string('BENCH_ALG', DEFAULT_ALGORITHM) as Algorithm
+  if (!ALGORITHMS.includes(algorithm)) throw new OptionError(`BENCH_ALG must be one of ${ALGORITHMS.join(', ')}`)
+  const duration = source.seconds('BENCH_DURATION', smoke ? 1 : 10)
+  if (duration <= 0) throw new OptionError('BENCH_DURATION must be more than 0')
+  const databaseUrl = process.env.DATABASE_URL?.trim() || undefined
+  const workers = source.int('BENCH_WORKERS', 0)
+  if (workers > 0 && !databaseUrl) {
+    throw new OptionError('BENCH_WORKERS needs DATABASE_URL: instances only share sessions through PostgreSQL')
+  }
+  return {
+    smoke,
+    duration,
+    warmup: source.seconds('BENCH_WARMUP', smoke ? 0 : 3),
+    connections: source.int('BENCH_CONNECTIONS', smoke ? 10 : 50, 1),
+    rounds: source.int('BENCH_ROUNDS', 1, 1),
+    // Keep TARGETS order whatever order they were listed in: logout consumes sessions last.
+    scenarios: TARGETS.filter((t) => scenarios.includes(t)),
+    baselines: source.bool('BENCH_BASELINES', true),
+    workers,
+    algorithm,
+    sessions: source.int('BENCH_SESSIONS', smoke ? 60 : 2000, 1),
+    users: source.int('BENCH_USERS', smoke ? 4 : 8, 1),
+    loginConcurrency: source.int('BENCH_LOGIN_CONCURRENCY', 8, 1),
+    argon2Seconds: source.seconds('BENCH_ARGON2_SECONDS', smoke ? 1 : Math.min(5, duration)),
+    nodeArgs: source.optionalString('BENCH_NODE_ARGS')?.split(/\s+/) ?? [],
+    keepData: source.bool('BENCH_KEEP_DATA'),
+    resultsDir: path.resolve(ROOT, source.string('BENCH_RESULTS_DIR', 'bench/results')),
+    databaseUrl
+  }
+}
+
+const log = (line = '') => process.stdout.write(`${line}\n`)
+const fmt = (n: number) => Math.round(n).toLocaleString('en-US')
+
+/** The raw argon2id ceiling: hashes/s with the service's parameters, `inFlight` at a time. */
+async function argon2Ceiling(seconds: number, inFlight = 2): Promise<number> {
+  let done = 0
+  const started = process.hrtime.bigint()
+  const end = Date.now() + seconds * 1000
+  await Promise.all(Array.from({ length: inFlight }, async () => {
+    while (Date.now() < end) {
+      await hashPassword(randomBytes(12).toString('base64url'))
+      done++
+    }
+  }))
+  return done / (Number(process.hrtime.bigint() - started) / 1e9)
+}
+
+async function main(): Promise<number> {
+  let options: Options
+  try {
+    options = readOptions()
+  } catch (err) {
+    if (err instanceof OptionError) {
+      console.error(err.message)
+      return 2
+    }
+    throw err
+  }
+  installCleanupHandlers(stopCurrentLoad)
+
+  const startedAt = new Date().toISOString()
+  const loadBefore = loadAverage()
+  if (loadBefore > cpus().length * 0.5) {
+    log(`warning: the machine is busy (1-min load average ${loadBefore.toFixed(2)} on ${cpus().length} CPUs): results will be noisy`)
+  }
+  const runId = `${Date.now().toString(36)}${randomBytes(3).toString('hex')}`
+  const engine = options.databaseUrl ? 'postgres' : 'pglite'
+  const metaNotes: string[] = []
+  let workers = options.workers
+  if (workers > 0 && !clusterEntryExists()) {
+    metaNotes.push(`BENCH_WORKERS=${workers} asked for, but src/cluster.ts does not exist: ran the single-process src/server.ts`)
+    log(`note: ${metaNotes.at(-1)}`)
+    workers = 0
+  }
+  if (workers > 0) metaNotes.push(`baselines ran with the same number of node:cluster workers (${workers})`)
+
+  log(`auth-service benchmark: ${engine}, ${options.algorithm}, ${options.connections} connections, ` +
+    `${options.warmup} s warm-up + ${options.duration} s per scenario, ${options.rounds} round(s)${options.smoke ? ' [smoke]' : ''}`)
+  log(`scenarios: ${options.scenarios.join(', ') || '(none)'}${options.baselines ? '; baselines: hello, jwt' + (options.databaseUrl ? ', jwt+DELETE' : '') : ''}`)
+
+  const key: SigningKey = generateKey(options.algorithm)
+  const db = options.databaseUrl ? new BenchDatabase(options.databaseUrl) : undefined
+  const users: User[] = []
+  let baselineUserId: string | undefined
+  const failures: string[] = []
+  const checks: Check[] = []
+  const check = (name: string, ok: boolean, detail: string) => {
+    checks.push({ name, ok, detail })
+    if (!ok) failures.push(`check failed: ${name}: ${detail}`)
+    log(`  ${ok ? 'ok' : 'FAILED'}: ${name}: ${detail}`)
+  }
+
+  try {
+    if (options.databaseUrl) {
+      log('migrating (npm run migrate)...')
+      log(`  ${(await migrate(options.databaseUrl)).split('\n').at(-1)}`)
+    }
+
+    // --- processes -----------------------------------------------------------------------------
+    log(`starting the service${workers > 0 ? ` (${workers} workers)` : ''} and the baselines on 127.0.0.1...`)
+    const [service, ...baselineList] = await Promise.all([
+      startService({ key, databaseUrl: options.databaseUrl, workers, nodeArgs: options.nodeArgs, env: { SESSION_CLEANUP_INTERVAL: '0' } }),
+      ...(options.baselines
+        ? (['hello', 'jwt', ...(options.databaseUrl ? ['jwt-pg-delete'] : [])] as BaselineName[])
+          .map((name) => startBaseline(name, key, options.databaseUrl, workers))
+        : [])
+    ]) as [Service, ...Baseline[]]
+    const baselines = new Map(baselineList.map((b) => [b.name, b]))
+    log(`  service ${service.url} (pid ${service.pid}, ${service.entry})${baselineList.map((b) => `, ${b.name} ${b.url}`).join('')}`)
+
+    // --- argon2id ceiling (while everything is idle) --------------------------------------------
+    let argon2: Meta['argon2'] = null
+    if (options.scenarios.includes('login') || options.scenarios.includes('mixed')) {
+      log(`measuring the argon2id ceiling in-process (${options.argon2Seconds} s, 2 in flight)...`)
+      argon2 = { hashesPerSec: await argon2Ceiling(options.argon2Seconds, 2), inFlight: 2, seconds: options.argon2Seconds }
+      log(`  ${fmt(argon2.hashesPerSec)} hashes/s`)
+    }
+
+    // --- users and sessions, through the API ----------------------------------------------------
+    const setupStarted = Date.now()
+    for (let i = 0; i < options.users; i++) {
+      users.push({ email: `bench-${runId}-${i}@example.com`, password: `pw-${randomBytes(12).toString('base64url')}` })
+    }
+    const workload = new Workload(users)
+    const wanted = Math.max(options.sessions, options.users)
+    const hotCount = Math.min(wanted, 1000, Math.max(2 * options.connections + 10, Math.floor(wanted / 2)))
+    log(`setup: registering ${options.users} users, then ${wanted - options.users} logins (${options.loginConcurrency} at a time)...`)
+    const sessions: Session[] = await mapLimit(users, options.loginConcurrency, (user) => register(service.url, user))
+    let lastReport = Date.now()
+    await mapLimit(Array.from({ length: wanted - options.users }, (_, i) => users[i % users.length]), options.loginConcurrency,
+      async (user) => {
+        sessions.push(await login(service.url, user))
+        if (Date.now() - lastReport > 5_000) {
+          lastReport = Date.now()
+          log(`  ... ${fmt(sessions.length)} sessions`)
+        }
+      })
+    sessions.forEach((session, i) => (i < hotCount ? workload.addHot(session) : workload.addSpare(session)))
+    const setupSeconds = (Date.now() - setupStarted) / 1000
+    log(`  ${fmt(sessions.length)} sessions in ${setupSeconds.toFixed(1)} s (${fmt(sessions.length / setupSeconds)}/s); ` +
+      `${hotCount} for verify/me/refresh, ${sessions.length - hotCount} spare for logout`)
+    if (hotCount <= options.connections && (options.scenarios.includes('refresh') || options.scenarios.includes('mixed'))) {
+      metaNotes.push(`only ${hotCount} sessions for ${options.connections} connections: some refreshes were replaced by verifies`)
+    }
+    const userIds = users.map((u) => u.id!).filter(Boolean)
+
+    if (db && baselines.has('jwt-pg-delete')) baselineUserId = await db.createBaselineUser(`bench-${runId}-baseline@example.com`)
+
+    // --- measuring ------------------------------------------------------------------------------
+    const results = new Map<string, RoundResult[]>()
+    const notes = new Map<string, string[]>()
+    const addNote = (name: string, note: string) => {
+      const list = notes.get(name) ?? []
+      if (!list.includes(note)) list.push(note)
+      notes.set(name, list)
+    }
+    const serviceWindow = (r: LoadResult): [number, number] =>
+      [(r.measuredFrom - service.spawnedAt) / 1000, (r.measuredTo - service.spawnedAt) / 1000]
+    const record = (name: string, round: RoundResult) => {
+      results.set(name, [...(results.get(name) ?? []), round])
+      const r = round.result
+      log(`  ${name.padEnd(14)} ${fmt(r.reqPerSec).padStart(8)} req/s  p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms  ` +
+        `${fmt(r.requests)} requests in ${r.elapsedSec.toFixed(1)} s, errors ${r.errors}, non-2xx ${r.non2xx} (unexpected ${r.unexpected}), ` +
+        `CPU server ${r.serverCpu.toFixed(2)} bench ${r.clientCpu.toFixed(2)}${options.databaseUrl ? ` postgres ${r.postgresCpu.toFixed(2)}` : ''}` +
+        `${round.amount !== undefined ? `, amount ${round.amount}` : ''}` +
+        `${options.nodeArgs.length > 0 && round.window ? `, ${round.window[0].toFixed(1)}-${round.window[1].toFixed(1)} s after the service started` : ''}`)
+      if (r.unexpected > 0) {
+        const statuses = Object.entries(r.status).filter(([code]) => !code.startsWith('2')).map(([c, n]) => `${c}×${n}`).join(' ')
+        log(`    unexpected statuses: ${statuses}`)
+      }
+    }
+
+    const warmupTrouble = (name: string, round: number, warm: WarmupStats) => {
+      if (warm.errors + warm.unexpected + warm.status5xx === 0) return
+      addNote(name, `warm-up of round ${round}: ${warm.errors} errors, ${warm.status5xx} 5xx, ${warm.unexpected} unexpected`)
+      failures.push(`${name} warm-up (round ${round}): ${warm.errors} errors, ${warm.status5xx} 5xx, ${warm.unexpected} unexpected statuses`)
+    }
+
+    /** One run: the warm-up (not counted), then the measured part, both timed. */
+    const timed = async (name: string, target: Target, next: OpSource, round: number, settle?: () => Promise<void>) => {
+      const result = await runLoad({
+        url: target.url, connections: options.connections, warmup: options.warmup, duration: options.duration, next, serverGroup: target.pid
+      })
+      await settle?.()
+      warmupTrouble(name, round, result.warmupStats)
+      record(name, { round, result, warmupRequests: result.warmupStats.requests, window: serviceWindow(result) })
+      return result
+    }
+
+    /** Exactly one request per op (each a distinct session); the first `warmupCount` are the warm-up. */
+    const counted = async (name: string, target: Target, ops: Op[], warmupCount: number, round: number): Promise<LoadResult> => {
+      let i = 0
+      const result = await runLoad({
+        url: target.url, connections: options.connections, amount: ops.length, warmupAmount: warmupCount, next: () => ops[i++], serverGroup: target.pid
+      })
+      warmupTrouble(name, round, result.warmupStats)
+      record(name, { round, result, warmupRequests: result.warmupStats.requests, amount: ops.length - warmupCount, window: serviceWindow(result) })
+      return result
+    }
+
+    let jwtRateThisRound = Number.NaN
+    const runBaselines = async (round: number) => {
+      const hello = baselines.get('hello')
+      if (hello) {
+        await timed('hello', { url: hello.url, pid: hello.child.pid }, () => ({ kind: 'hello', method: 'GET', path: '/', expect: 200 }), round)
+      }
+      const jwt = baselines.get('jwt')
+      if (jwt) {
+        let i = 0
+        const tokens = workload.hot.map((s) => s.access)
+        const result = await timed('jwt', { url: jwt.url, pid: jwt.child.pid }, () => ({
+          kind: 'jwt', method: 'GET', path: '/verify', headers: { authorization: `Bearer ${tokens[i++ % tokens.length]}` }, expect: 204
+        }), round)
+        jwtRateThisRound = result.reqPerSec
+      }
+      const pgDelete = baselines.get('jwt-pg-delete')
+      if (pgDelete && db && baselineUserId) {
+        // One fixture session (and one token) per request; verify-only throughput bounds how many
+        // verify+DELETE requests can run, so that many fixtures always suffice.
+        const rate = Number.isFinite(jwtRateThisRound) ? jwtRateThisRound : 20_000
+        const needed = Math.min(400_000, Math.ceil(rate * (options.warmup + options.duration) * 1.1) + options.connections * 2)
+        const ids = await db.createBaselineSessions(baselineUserId, needed)
+        const sign = createSigner({
+          key: key.signKey,
+          algorithm: key.algorithm,
+          header: { alg: key.algorithm, typ: 'at+jwt' },
+          iss: 'auth-service',
+          aud: 'api',
+          expiresIn: 3_600_000
+        })
+        const tokens = ids.map((sid) => sign({ sub: baselineUserId, sid, client_id: 'auth-service', jti: randomUUID() }))
+        let i = 0
+        // Should the fixtures ever run out, tokens repeat: their rows are gone, the baseline
+        // answers 404 and the run is reported as failed rather than quietly measuring less work.
+        await timed('jwt-pg-delete', { url: pgDelete.url, pid: pgDelete.child.pid }, () => ({
+          kind: 'jwt-pg-delete', method: 'POST', path: '/logout', headers: { authorization: `Bearer ${tokens[i++ % tokens.length]}` }, expect: 204
+        }), round)
+        addNote('jwt-pg-delete', `${fmt(needed)} fixture sessions per round`)
+        await db.deleteSessionsOf(baselineUserId)
+      }
+    }
+
+    const settle = () => workload.settleLost(service.url)
+
+    const runTargets = async (round: number) => {
+      for (const target of options.scenarios) {
+        switch (target) {
+          case 'verify':
+            await timed('verify', service, () => workload.verify(), round)
+            break
+          case 'me':
+            await timed('me', service, () => workload.me(), round)
+            break
+          case 'refresh':
+            await timed('refresh', service, () => workload.refresh(), round, settle)
+            addNote('refresh', `rotates ${fmt(workload.hot.length)} sessions, each refresh token used once`)
+            break
+          case 'login':
+            await timed('login', service, () => workload.login(), round, settle)
+            break
+          case 'mixed': {
+            const before = workload.loggedOut.length
+            await timed('mixed', service, mixedSource(workload), round, settle)
+            const ended = workload.loggedOut.slice(before).map((s) => s.access)
+            const dead = await checkAccessTokens(service.url, ended, 401)
+            check(`mixed round ${round}: sessions it logged out are rejected`, dead.matching === dead.checked,
+              `${dead.matching}/${dead.checked} access tokens answer 401 on /verify${describeOthers(dead.others)}`)
+            break
+          }
+          case 'logout':
+            await logoutRound(round)
+            break
+        }
+      }
+    }
+
+    const logoutCounts: string[] = []
+    const logoutRound = async (round: number) => {
+      await sleep(500) // let requests cut off at the end of the previous run finish on the server
+      const roundsLeft = options.rounds - round + 1
+      const share = Math.floor(workload.spareCount / roundsLeft)
+      const warmCount = options.warmup > 0 ? Math.floor(share * 0.2) : 0
+      const measuredCount = share - warmCount
+      if (measuredCount < 1) {
+        failures.push(`logout round ${round}: no spare session left to log out (raise BENCH_SESSIONS)`)
+        return
+      }
+      const sessionsBefore = db ? await db.countSessions(userIds) : undefined
+      const logoutsBefore = workload.logouts
+      const chosen = workload.takeSpare(share)
+      const result = await counted('logout', service, chosen.map((s) => workload.logout(s)), warmCount, round)
+      const answered204 = workload.logouts - logoutsBefore
+      logoutCounts.push(`${fmt(measuredCount)} in ${result.elapsedSec.toFixed(1)} s after ${fmt(warmCount)} in warm-up`)
+      await sleep(200)
+      if (db && sessionsBefore !== undefined) {
+        const sessionsAfter = await db.countSessions(userIds)
+        check(`logout round ${round}: rows deleted = 204 answers`, sessionsBefore - sessionsAfter === answered204,
+          `user_sessions rows of the bench's users: ${sessionsBefore} -> ${sessionsAfter} (${sessionsBefore - sessionsAfter} deleted), ` +
+          `${answered204} logouts answered 204 (warm-up included)`)
+      }
+      const used = chosen.map((s) => s.access)
+      const dead = await checkAccessTokens(service.url, used, 401)
+      check(`logout round ${round}: logged-out sessions are rejected`, dead.matching === used.length && answered204 === used.length,
+        `${dead.matching}/${used.length} access tokens answer 401 on /verify${describeOthers(dead.others)}; ${answered204}/${used.length} logouts answered 204`)
+      const untouched = [...workload.hot, ...workload.spareSessions()].map((s) => s.access)
+      const alive = await checkAccessTokens(service.url, untouched, 204)
+      check(`logout round ${round}: no other session was ended`, alive.matching === untouched.length,
+        `${alive.matching}/${untouched.length} sessions not logged out still answer 204${describeOthers(alive.others)}`)
+    }
+
+    for (let round = 1; round <= options.rounds; round++) {
+      log(`round ${round}/${options.rounds}${options.rounds > 1 ? (round % 2 === 1 ? ' (baselines first)' : ' (targets first)') : ''}:`)
+      if (round % 2 === 1) {
+        await runBaselines(round)
+        await runTargets(round)
+      } else {
+        await runTargets(round)
+        await runBaselines(round)
+      }
+    }
+
+    // --- summary ----------------------------------------------------------------------------------
+    const summaries: Summary[] = []
+    const baselineSummaries = new Map<string, Summary>()
+    for (const name of ['hello', 'jwt', 'jwt-pg-delete']) {
+      const rounds = results.get(name)
+      if (!rounds) continue
+      const summary = summarise(name, 'baseline', rounds, notes.get(name) ?? [])
+      baselineSummaries.set(name, summary)
+    }
+    if (logoutCounts.length > 0) {
+      addNote('logout', `a fixed number of distinct sessions per round: ${logoutCounts.join('; ')}`)
+    }
+    const tokenCache = Number(process.env.TOKEN_CACHE_SIZE ?? 10_000)
+    for (const name of ['verify', 'me']) {
+      addNote(name, `${fmt(workload.hot.length)} distinct tokens round-robin` + (tokenCache >= workload.hot.length
+        ? `, all in the verified-token cache (TOKEN_CACHE_SIZE=${fmt(tokenCache)}): one signature check per token, the jwt baseline checks every request`
+        : ''))
+    }
+    for (const target of options.scenarios) {
+      const rounds = results.get(target)
+      if (!rounds) continue
+      const summary = summarise(target, 'target', rounds, notes.get(target) ?? [])
+      for (const name of ['hello', 'jwt', 'jwt-pg-delete']) {
+        const base = baselineSummaries.get(name)
+        summary.ratios[name] = base ? summary.reqPerSec / base.reqPerSec : null
+      }
+      if (target === 'login' && argon2) {
+        summary.ratios.argon2 = summary.reqPerSec / argon2.hashesPerSec
+        summary.notes.unshift(`${(summary.reqPerSec / argon2.hashesPerSec).toFixed(2)}× the argon2id ceiling (${fmt(argon2.hashesPerSec)} hashes/s, 2 in flight)`)
+      }
+      summaries.push(summary)
+    }
+    if (!options.databaseUrl && options.baselines) {
+      const na = summarise('jwt-pg-delete', 'baseline', [], ['n/a on PGlite: the embedded database lives inside the service process'])
+      baselineSummaries.set('jwt-pg-delete', na)
+    }
+    summaries.push(...baselineSummaries.values())
+
+    for (const s of summaries) {
+      const total = s.errors + s.unexpected + s.status5xx
+      if (total > 0) {
+        failures.push(`${s.name}: ${s.errors} errors (${s.timeouts} timeouts), ${s.status5xx} 5xx, ${s.unexpected} unexpected statuses ` +
+          `(${Object.entries(s.status).map(([c, n]) => `${c}×${n}`).join(' ')})`)
+      }
+    }
+    const counters = workload.counters
+    if (counters.unknown > 0) failures.push(`${counters.unknown} sessions ended up in an unknown state (see unexpected statuses)`)
+    if (counters.starvedLogout > 0) metaNotes.push(`${counters.starvedLogout} mixed-workload logouts found no spare session and were sent as verifies`)
+    if (counters.starvedRefresh > 0) metaNotes.push(`${counters.starvedRefresh} refreshes found no idle session and were sent as verifies`)
+    if (counters.settledRefresh + counters.settledLogout > 0) {
+      metaNotes.push(`requests cut off at the end of timed runs were settled afterwards: ${counters.settledRefresh} refreshes retried ` +
+        `inside the reuse grace window, ${counters.settledLogout} logouts confirmed`)
+    }
+
+    const meta: Meta = {
+      startedAt,
+      commit: gitCommit(ROOT),
+      node: process.version,
+      cpu: cpuDescription(),
+      load: { before: loadBefore, after: loadAverage() },
+      engine,
+      database: options.databaseUrl ? `PostgreSQL (${redactUrl(options.databaseUrl)})` : 'embedded PGlite in a fresh temp DATA_DIR',
+      algorithm: options.algorithm,
+      entry: service.entry,
+      workers,
+      duration: options.duration,
+      warmup: options.warmup,
+      connections: options.connections,
+      rounds: options.rounds,
+      smoke: options.smoke,
+      setup: { users: users.length, sessions: sessions.length, hotSessions: hotCount, seconds: setupSeconds },
+      argon2,
+      notes: metaNotes
+    }
+
+    log('')
+    log(resultsTable(summaries, engine === 'postgres'))
+    const mixed = summaries.find((s) => s.name === 'mixed')
+    if (mixed) {
+      log('')
+      log(kindsTable(mixed))
+    }
+    for (const note of metaNotes) log(`note: ${note}`)
+    log('')
+
+    const markdown = markdownReport(meta, summaries, checks, failures)
+    const label = `${engine}-${options.algorithm.toLowerCase()}${workers > 0 ? `-w${workers}` : ''}${options.smoke ? '-smoke' : ''}`
+    const written = writeResults(options.resultsDir, label, { meta, summaries, checks, failures }, markdown, !options.smoke)
+    log(`results: ${written.map((f) => path.relative(ROOT, f)).join(', ')}`)
+  } catch (err) {
+    failures.push(`bench aborted: ${(err as Error).stack ?? String(err)}`)
+  } finally {
+    if (db) {
+      try {
+        if (!options.keepData) {
+          const ids = [...users.map((u) => u.id).filter((id): id is string => Boolean(id)), ...(baselineUserId ? [baselineUserId] : [])]
+          if (ids.length > 0) {
+            const removed = await db.deleteUsers(ids)
+            log(`removed the bench's ${removed.users} users (with their sessions) and ${removed.events} audit events from the database`)
+          }
+        }
+      } catch (err) {
+        log(`warning: could not remove the bench's rows: ${(err as Error).message}`)
+      }
+      await db.close().catch(() => {})
+    }
+    await stopAllChildren()
+  }
+
+  if (failures.length > 0) {
+    log('')
+    log('FAILED:')
+    for (const failure of failures) log(`- ${failure}`)
+    return 1
+  }
+  log('no errors, no 5xx, no unexpected status')
+  return 0
+}
+
+function describeOthers(others: Record<string, number>): string {
+  const entries = Object.entries(others)
+  return entries.length === 0 ? '' : ` (others: ${entries.map(([code, n]) => `${code}×${n}`).join(' ')})`
+}
+
+function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url)
+    if (parsed.password) parsed.password = '***'
+    return parsed.toString()
+  } catch {
+    return 'DATABASE_URL'
+  }
+}
+
+process.exitCode = await main()
