@@ -12,10 +12,7 @@ import { BenchDatabase } from './lib/db.js'
 import { API, checkAccessTokens, login, mapLimit, register, type Session, type User } from './lib/http.js'
 import { runLoad, stopCurrentLoad, type LoadResult, type Op, type OpSource, type WarmupStats } from './lib/load.js'
 import { OptionError, OptionSource, readFlags } from './lib/options.js'
-import {
-  cpuDescription, gitCommit, loadAverage, markdownReport, resultsTable, kindsTable, summarise, writeResults,
-  type Check, type Meta, type RoundResult, type Summary
-} from './lib/report.js'
+import { cpuDescription, gitCommit, loadAverage, markdownReport, resultsTable, kindsTable, summarise, writeResults, type Check, type Meta, type RoundResult, type Summary, log, reportFailures } from './lib/report.js'
 import {
   ALGORITHMS, DEFAULT_ALGORITHM, clusterEntryExists, generateKey, migrate, startBaseline, startService,
   type Algorithm, type Baseline, type BaselineName, type Service, type SigningKey
@@ -91,7 +88,6 @@ function readOptions(): Options {
   }
 }
 
-const log = (line = '') => process.stdout.write(`${line}\n`)
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US')
 
 /** The raw argon2id ceiling: hashes/s with the service's parameters, `inFlight` at a time. */
@@ -491,12 +487,7 @@ async function main(): Promise<number> {
     await stopAllChildren()
   }
 
-  if (failures.length > 0) {
-    log('')
-    log('FAILED:')
-    for (const failure of failures) log(`- ${failure}`)
-    return 1
-  }
+  if (!reportFailures(failures)) return 1
   log('no errors, no 5xx, no unexpected status')
   return 0
 }

@@ -10,7 +10,7 @@ import { installCleanupHandlers, ROOT, stopAllChildren } from './lib/children.js
 import { checkAccessTokens, login, mapLimit, register, type Session, type User } from './lib/http.js'
 import { cpuBetween, cpuSnapshot, LatencyRecorder, runLoad, stopCurrentLoad } from './lib/load.js'
 import { formatSeconds, OptionError, OptionSource, readFlags } from './lib/options.js'
-import { cpuDescription, gitCommit, loadAverage, median } from './lib/report.js'
+import { cpuDescription, gitCommit, loadAverage, median, log, reportFailures } from './lib/report.js'
 import { ALGORITHMS, DEFAULT_ALGORITHM, generateKey, migrate, startService, type Algorithm } from './lib/service.js'
 import { BenchDatabase } from './lib/db.js'
 import { mixedSource, Workload } from './lib/workload.js'
@@ -51,7 +51,6 @@ function parseGrowth(text: string): Growth {
   return { kind: 'bytes', value: n * factor }
 }
 
-const log = (line = '') => process.stdout.write(`${line}\n`)
 const mib = (bytes: number) => (Number.isFinite(bytes) ? `${(bytes / 1024 / 1024).toFixed(1)} MiB` : 'n/a')
 const fmt = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a')
 const ms = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : 'n/a')
@@ -291,10 +290,7 @@ async function main(): Promise<number> {
     await stopAllChildren()
   }
 
-  if (failures.length > 0) {
-    log('')
-    log('FAILED:')
-    for (const failure of failures) log(`- ${failure}`)
+  if (!reportFailures(failures)) {
     exitCode = 1
   } else {
     log('soak passed: no errors, no 5xx, RSS within bound')

@@ -250,3 +250,16 @@ export function writeResults(dir: string, label: string, json: unknown, markdown
   }
   return written
 }
+
+export const log = (line = ''): void => {
+  process.stdout.write(`${line}\n`)
+}
+
+/** Prints the failures, if any; true when there were none. */
+export function reportFailures(failures: readonly string[]): boolean {
+  if (failures.length === 0) return true
+  log('')
+  log('FAILED:')
+  for (const failure of failures) log(`- ${failure}`)
+  return false
+}
