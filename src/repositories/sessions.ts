@@ -4,7 +4,24 @@ import type { Executor } from './executor.js'
 
 export type RotatedSession = Pick<SessionRow, 'id' | 'user_id' | 'rotated_at' | 'expires_at'>
 
-const ROTATION_COLUMNS = ['id', 'user_id', 'rotated_at', 'expires_at'] as const
+/** A rotated session with its user, for the token pair: read by the rotating statement itself. */
+export interface RotatedSessionWithUser extends RotatedSession {
+  email: string
+  display_name: string | null
+  user_created_at: Date
+}
+
+// `update user_sessions … from users`: the session's user comes back with the rotation, so a
+// refresh is one round trip. Every column is qualified (both tables have `id`).
+const ROTATION_COLUMNS = [
+  'user_sessions.id',
+  'user_sessions.user_id',
+  'user_sessions.rotated_at',
+  'user_sessions.expires_at',
+  'users.email',
+  'users.display_name',
+  'users.created_at as user_created_at'
+] as const
 
 /** Opens a session and records the event (login, register) in the same statement. */
 export async function insertSession(db: Executor, session: NewSessionRow, audit: AuditFacts): Promise<void> {
@@ -24,19 +41,21 @@ export async function insertSession(db: Executor, session: NewSessionRow, audit:
 export async function rotateRefreshJti(
   db: Executor,
   rotation: { sessionId: string, userId: string, currentHash: string, nextHash: string, now: Date }
-): Promise<RotatedSession | undefined> {
+): Promise<RotatedSessionWithUser | undefined> {
   return db
     .updateTable('user_sessions')
+    .from('users')
     .set((eb) => ({
-      previous_jti_hash: eb.ref('refresh_jti_hash'),
+      previous_jti_hash: eb.ref('user_sessions.refresh_jti_hash'),
       refresh_jti_hash: rotation.nextHash,
       rotated_at: rotation.now,
       last_used_at: rotation.now
     }))
-    .where('id', '=', rotation.sessionId)
-    .where('user_id', '=', rotation.userId)
-    .where('refresh_jti_hash', '=', rotation.currentHash)
-    .where('expires_at', '>', rotation.now)
+    .whereRef('users.id', '=', 'user_sessions.user_id')
+    .where('user_sessions.id', '=', rotation.sessionId)
+    .where('user_sessions.user_id', '=', rotation.userId)
+    .where('user_sessions.refresh_jti_hash', '=', rotation.currentHash)
+    .where('user_sessions.expires_at', '>', rotation.now)
     .returning(ROTATION_COLUMNS)
     .executeTakeFirst()
 }
@@ -48,16 +67,18 @@ export async function rotateRefreshJti(
 export async function touchRecentlyRotated(
   db: Executor,
   replay: { sessionId: string, userId: string, presentedHash: string, currentHash: string, rotatedAfter: Date, now: Date }
-): Promise<RotatedSession | undefined> {
+): Promise<RotatedSessionWithUser | undefined> {
   return db
     .updateTable('user_sessions')
+    .from('users')
     .set({ last_used_at: replay.now })
-    .where('id', '=', replay.sessionId)
-    .where('user_id', '=', replay.userId)
-    .where('previous_jti_hash', '=', replay.presentedHash)
-    .where('refresh_jti_hash', '=', replay.currentHash)
-    .where('rotated_at', '>', replay.rotatedAfter)
-    .where('expires_at', '>', replay.now)
+    .whereRef('users.id', '=', 'user_sessions.user_id')
+    .where('user_sessions.id', '=', replay.sessionId)
+    .where('user_sessions.user_id', '=', replay.userId)
+    .where('user_sessions.previous_jti_hash', '=', replay.presentedHash)
+    .where('user_sessions.refresh_jti_hash', '=', replay.currentHash)
+    .where('user_sessions.rotated_at', '>', replay.rotatedAfter)
+    .where('user_sessions.expires_at', '>', replay.now)
     .returning(ROTATION_COLUMNS)
     .executeTakeFirst()
 }

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { LogoutRequest } from '../../schemas/auth.js'
 import type { PublicUser } from '../repositories/users.js'
-import { findPublicUserById } from '../repositories/users.js'
 import {
   endSessions,
   insertSession,
@@ -103,8 +102,7 @@ export async function refreshSession(ctx: AuthContext, refreshToken: string, cli
     throw new RefreshTokenReuseError()
   }
 
-  const user = await findPublicUserById(ctx.db, claims.sub)
-  if (!user) throw new InvalidRefreshTokenError()
+  const user = { id: session.user_id, email: session.email, display_name: session.display_name, created_at: session.user_created_at }
   return tokenPair(ctx, user, session, nextJti, now)
 }
 
