@@ -11,7 +11,7 @@ import auditPlugin from './plugins/audit.js'
 import authPlugin from './plugins/auth.js'
 import dbPlugin from './plugins/db.js'
 import errorsPlugin, { frameworkErrorHandler } from './plugins/errors.js'
-import livenessPlugin, { type LivenessPluginOptions } from './plugins/liveness.js'
+import livenessPlugin from './plugins/liveness.js'
 import metricsPlugin from './plugins/metrics.js'
 import rateLimitsPlugin from './plugins/rate-limits.js'
 import housekeepingPlugin from './plugins/housekeeping.js'
@@ -37,8 +37,6 @@ export interface BuildOptions {
   /** Apply migrations at start-up (default: on PGlite only). */
   migrate?: boolean
   logger?: FastifyServerOptions['logger']
-  /** Listener heartbeat tuning (tests shorten it). */
-  liveness?: Pick<LivenessPluginOptions, 'heartbeatMs' | 'staleAfterMs'>
 }
 
 export async function buildApp(config: Config, options: BuildOptions = {}) {
@@ -84,8 +82,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     now,
     databaseUrl: config.databaseUrl,
     cacheSize: config.sessions.cacheSize,
-    cacheTtl: config.sessions.cacheTtl,
-    ...options.liveness
+    cacheTtl: config.sessions.cacheTtl
   })
   await app.register(housekeepingPlugin, {
     now,

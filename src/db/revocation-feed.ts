@@ -75,14 +75,20 @@ export function listenOnPostgres(options: PostgresFeedOptions, handlers: FeedHan
     else if (message.channel === HEARTBEAT_CHANNEL && message.payload === instanceToken) lastHeartbeatAt = Date.now()
   }
 
-  function dropConnection(err: unknown): void {
-    const dropped = client
-    if (!dropped) return
+  /** Stops using the current client; resolves once it is closed. */
+  function release(): Promise<void> {
+    const released = client
     client = undefined
     listening = false
-    dropped.removeAllListeners('notification')
-    dropped.on('error', () => {}) // late socket errors of a client we gave up on
-    dropped.end().catch(() => {})
+    if (!released) return Promise.resolve()
+    released.removeAllListeners('notification')
+    released.on('error', () => {}) // late socket errors of a client we gave up on
+    return released.end().catch(() => {})
+  }
+
+  function dropConnection(err: unknown): void {
+    if (!client) return
+    void release()
     scheduleReconnect(err)
   }
 
@@ -160,14 +166,7 @@ export function listenOnPostgres(options: PostgresFeedOptions, handlers: FeedHan
       closed = true
       clearInterval(heartbeat)
       clearTimeout(reconnectTimer)
-      const current = client
-      client = undefined
-      listening = false
-      if (current) {
-        current.removeAllListeners('notification')
-        current.on('error', () => {})
-        await current.end().catch(() => {})
-      }
+      await release()
     }
   }
 }

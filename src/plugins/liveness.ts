@@ -36,9 +36,6 @@ export interface LivenessPluginOptions {
   cacheSize: number
   /** SESSION_CACHE_TTL in seconds: how long a "live" answer is reused. */
   cacheTtl: number
-  /** Listener heartbeat tuning (tests shorten it). */
-  heartbeatMs?: number
-  staleAfterMs?: number
 }
 
 export default fp<LivenessPluginOptions>(
@@ -58,10 +55,7 @@ export default fp<LivenessPluginOptions>(
     if (app.database.handle.pglite) {
       feed = await listenOnPglite(app.database.handle.pglite, handlers)
     } else if (options.databaseUrl) {
-      feed = listenOnPostgres(
-        { connectionString: options.databaseUrl, heartbeatMs: options.heartbeatMs, staleAfterMs: options.staleAfterMs },
-        handlers
-      )
+      feed = listenOnPostgres({ connectionString: options.databaseUrl }, handlers)
     } else {
       throw new Error('liveness: neither PGlite nor a PostgreSQL URL to listen on')
     }

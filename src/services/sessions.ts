@@ -29,8 +29,6 @@ export interface TokenPair {
   expires_in: number
 }
 
-const MAX_USER_AGENT = 512
-
 /**
  * Opens a new session (one per login or registration), recording `kind` in the audit trail, and
  * returns its first token pair.
@@ -57,7 +55,7 @@ export async function startSession(
     created_at: now,
     last_used_at: now,
     expires_at: expiresAt,
-    user_agent: client.userAgent?.slice(0, MAX_USER_AGENT) ?? null,
+    user_agent: facts.userAgent ?? null,
     ip: client.ip ?? null
   }, facts)
   ctx.recorded({ ...facts, userId: user.id, sessionId })

@@ -114,7 +114,12 @@ export function createTokenService(keys: KeyRing, settings: TokenSettings, now: 
     iss: settings.issuer,
     aud: settings.audience
   })
-  const verifyRefresh = verifierByKid(keys, verifierOptions(keys, settings, REFRESH_TOKEN_TYP))
+  // With the verified-token cache, a refresh token checked twice in one request (the per-session
+  // rate limit, then the rotation) pays for one signature check.
+  const verifyRefresh = verifierByKid(keys, {
+    ...verifierOptions(keys, settings, REFRESH_TOKEN_TYP),
+    ...(settings.verifiedCacheSize > 0 ? { cache: settings.verifiedCacheSize } : {})
+  })
 
   return {
     /** An access token for a session; it never outlives the session itself. */
