@@ -4,7 +4,7 @@ import fastifyJwt, { type TokenOrHeader } from '@fastify/jwt'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Config } from '../config.js'
-import type { AuthContext, Caller } from '../services/context.js'
+import type { AuthContext, Caller, TokenCaller } from '../services/context.js'
 import {
   InvalidAccessTokenError,
   MissingBearerTokenError,
@@ -21,11 +21,12 @@ import {
   type AccessTokenClaims,
   type TokenService
 } from '../services/tokens.js'
+import { VerifiedTokenCache } from '../services/verified-token-cache.js'
 
 declare module '@fastify/jwt' {
   interface FastifyJWT {
     payload: AccessTokenClaims
-    user: Caller
+    user: TokenCaller
   }
 }
 
@@ -61,8 +62,7 @@ export default fp<AuthPluginOptions>(
     const keys = givenKeys ?? (await loadKeyRing(config.keys, { dataDir: config.dataDir, isProduction: config.isProduction }))
     const tokens = createTokenService(keys, config.tokens, now)
 
-    // Verification only: tokens are signed by services/tokens.ts. The key is picked by `kid`
-    // alone; `trusted` is the session liveness check, so a revoked session's tokens fail here.
+    // Verification only: tokens are signed by services/tokens.ts. The key is picked by `kid` alone.
     await app.register(fastifyJwt, {
       secret: {
         public: async (_request: FastifyRequest, token: TokenOrHeader) => {
@@ -74,36 +74,53 @@ export default fp<AuthPluginOptions>(
       decode: { complete: true },
       verify: {
         ...verifierOptions(keys, config.tokens, ACCESS_TOKEN_TYP),
-        extractToken: bearerToken,
-        // fast-jwt's verified-token cache (keyed by a hash of the whole token, bounded, never past
-        // `exp`): a token seen before skips the signature check. Safe because revocation is not a
-        // property of the token: `trusted` below checks the session on every request.
-        ...(config.tokens.verifiedCacheSize > 0 ? { cache: config.tokens.verifiedCacheSize } : {})
+        extractToken: bearerToken
       },
-      trusted: (request, claims) => {
+      // The token's own validity; its session is checked afterwards (checkSession below).
+      trusted: (_request, claims) => {
         const { sid, sub, iat } = claims as unknown as AccessTokenClaims
-        if (!isUuid(sid) || !isUuid(sub) || !issuedInThePast(iat, now(), config.tokens)) return false
-        // A route that settles liveness itself, in the statement that acts on the session
-        // (POST /logout of the current session: the DELETE finds it or the token is refused).
-        if (request.routeOptions.config.livenessCheckedByHandler === true) return true
-        return app.sessionLiveness.isLive(sid, sub)
+        return isUuid(sid) && isUuid(sub) && issuedInThePast(iat, now(), config.tokens)
       },
-      formatUser: (claims) => ({ userId: claims.sub, sessionId: claims.sid })
+      formatUser: (claims) => ({ userId: claims.sub, sessionId: claims.sid, tokenExp: claims.exp })
     })
+    const verifiedTokens = new VerifiedTokenCache(config.tokens.verifiedCacheSize)
 
-    /** RFC 6750 Bearer check: 401 for a missing or bad token, 503 if liveness cannot be answered. */
-    async function authenticate(request: FastifyRequest): Promise<void> {
-      if (!bearerToken(request)) {
-        // A Bearer header with a malformed value was still an attempt at a token (RFC 6750 §3.1).
-        const attempted = /^Bearer\s+\S/i.test(request.headers.authorization ?? '')
-        throw attempted ? new InvalidAccessTokenError() : new MissingBearerTokenError()
-      }
+    /** Is the token's session still alive? Checked on every request, whatever the cache says. */
+    async function checkSession(request: FastifyRequest, caller: Caller): Promise<void> {
+      // A route that settles liveness itself, in the statement that acts on the session
+      // (POST /logout of the current session: the DELETE finds it or the token is refused).
+      if (request.routeOptions.config.livenessCheckedByHandler === true) return
+      let live: boolean
       try {
-        await request.jwtVerify()
+        live = await app.sessionLiveness.isLive(caller.sessionId, caller.userId)
       } catch (err) {
         if (isDatabaseUnavailable(err)) throw new ServiceUnavailableError({ cause: err })
         throw new InvalidAccessTokenError({ cause: err })
       }
+      if (!live) throw new InvalidAccessTokenError()
+    }
+
+    /** RFC 6750 Bearer check: 401 for a missing or bad token, 503 if liveness cannot be answered. */
+    async function authenticate(request: FastifyRequest): Promise<void> {
+      const token = bearerToken(request)
+      if (!token) {
+        // A Bearer header with a malformed value was still an attempt at a token (RFC 6750 §3.1).
+        const attempted = /^Bearer\s+\S/i.test(request.headers.authorization ?? '')
+        throw attempted ? new InvalidAccessTokenError() : new MissingBearerTokenError()
+      }
+      // A token verified before skips the decode and signature check (services/verified-token-cache.ts).
+      const known = verifiedTokens.lookup(token, now().getTime())
+      if (known) {
+        request.user = known
+        return checkSession(request, known)
+      }
+      try {
+        await request.jwtVerify()
+      } catch (err) {
+        throw new InvalidAccessTokenError({ cause: err })
+      }
+      verifiedTokens.remember(token, request.user)
+      return checkSession(request, request.user)
     }
 
     app.decorate('keys', keys)

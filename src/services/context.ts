@@ -24,6 +24,11 @@ export interface Caller {
   readonly sessionId: string
 }
 
+/** A caller with the `exp` (seconds) of the access token that established it. */
+export interface TokenCaller extends Caller {
+  readonly tokenExp: number
+}
+
 /** Where a session was created from (contract: "with the User-Agent and client IP"). */
 export interface ClientInfo {
   readonly userAgent?: string

@@ -1,4 +1,4 @@
-// Issue 5: a token seen before skips its signature check (fast-jwt's verified-token cache), but
+// Issue 5: a token seen before skips its signature check (services/verified-token-cache.ts), but
 // never outlives its `exp` and never outlives its session.
 import t from 'tap'
 import { API_PREFIX, bearer, buildTestApp, me, registerUser } from '../helper.js'
@@ -15,7 +15,8 @@ t.test('a cached token still expires at exp', async (t) => {
   const { app } = await buildTestApp(t, { env: { TOKEN_CACHE_SIZE: '100', ACCESS_TOKEN_TTL: '1', CLOCK_TOLERANCE: '0' } })
   const pair = await registerUser(app)
   t.equal((await me(app, pair.access_token)).statusCode, 200, 'verified once, now cached')
-  // Real time: the signature check (and its cache) reads the wall clock, not the test clock.
+  // Real time: the signature check reads the wall clock; the cache reads the service's clock,
+  // which follows it.
   const exp = JSON.parse(Buffer.from(pair.access_token.split('.')[1], 'base64url').toString()).exp * 1000
   await new Promise((resolve) => setTimeout(resolve, Math.max(0, exp - Date.now()) + 50))
   const res = await me(app, pair.access_token)
