@@ -60,8 +60,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     }
   }).withTypeProvider<TypeBoxTypeProvider>()
 
-  app.addHook('onRequest', async (request, reply) => {
+  // Callback-style hooks: they run on every request, and an async one costs a promise each time.
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id)
+    done()
   })
   // Contract: a body that is not application/json is 415. Fastify also parses text/plain by
   // default, which would turn such a body into a 400; this API takes JSON only.
@@ -100,8 +102,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
 
   await app.register(async function authApi(api) {
     // Nothing an auth API answers may be cached by a browser or proxy (tokens, profiles, errors).
-    api.addHook('onRequest', async (_request, reply) => {
+    api.addHook('onRequest', (_request, reply, done) => {
       reply.header('cache-control', 'no-store')
+      done()
     })
     await api.register(authRoutes)
     await api.register(logoutRoutes)

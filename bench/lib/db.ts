@@ -47,6 +47,19 @@ export class BenchDatabase {
     return rows.map((row) => row.id)
   }
 
+  /** Session rows shaped like a login's (bench/lib/fixtures.ts), in batches. */
+  async insertSessions(rows: ReadonlyArray<{ id: string, userId: string, jtiHash: string }>, now: Date, expiresAt: Date): Promise<void> {
+    for (let i = 0; i < rows.length; i += 10_000) {
+      const batch = rows.slice(i, i + 10_000)
+      await this.pool.query(
+        `INSERT INTO user_sessions (id, user_id, refresh_jti_hash, rotated_at, created_at, last_used_at, expires_at, user_agent)
+         SELECT id, user_id, jti_hash, $4, $4, $4, $5, 'auth-service bench fixture'
+         FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS t(id, user_id, jti_hash)`,
+        [batch.map((r) => r.id), batch.map((r) => r.userId), batch.map((r) => r.jtiHash), now, expiresAt]
+      )
+    }
+  }
+
   async deleteSessionsOf(userId: string): Promise<number> {
     const result = await this.pool.query('DELETE FROM user_sessions WHERE user_id = $1', [userId])
     return result.rowCount ?? 0

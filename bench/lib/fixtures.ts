@@ -1,0 +1,36 @@
+// Sessions for the logout scenario on PostgreSQL, made the way the service makes them but
+// without a login each: rows inserted straight into user_sessions, and access tokens issued by the
+// service's own token code with the service's key. A login costs an argon2id hash (a few hundred
+// per second here), so a logout run of a fixed duration could not be fed through the API; these
+// sessions are indistinguishable from logged-in ones to POST /logout.
+import { createHash, randomBytes, randomUUID } from 'node:crypto'
+import { loadConfig } from '../../src/config.js'
+import { loadKeyRing } from '../../src/services/keys.js'
+import { createTokenService } from '../../src/services/tokens.js'
+import type { BenchDatabase } from './db.js'
+import type { Session } from './http.js'
+import type { SigningKey } from './service.js'
+
+export type FixtureMaker = (userIds: readonly string[], count: number) => Promise<Session[]>
+
+export async function fixtureSessions(db: BenchDatabase, key: SigningKey): Promise<FixtureMaker> {
+  const config = loadConfig({ JWT_ALGORITHM: key.algorithm, ...key.serviceEnv, LOG_LEVEL: 'warn' })
+  const keys = await loadKeyRing(config.keys, { dataDir: '/nonexistent', isProduction: false })
+  const tokens = createTokenService(keys, config.tokens)
+  return async (userIds, count) => {
+    const now = new Date()
+    const expiresAt = new Date(now.getTime() + config.tokens.refreshTtl * 1000)
+    const rows = Array.from({ length: count }, (_, i) => ({
+      id: randomUUID(),
+      userId: userIds[i % userIds.length],
+      jtiHash: createHash('sha256').update(randomBytes(32)).digest('hex')
+    }))
+    await db.insertSessions(rows, now, expiresAt)
+    return rows.map((row) => ({
+      userId: row.userId,
+      sid: row.id,
+      access: tokens.issueAccessToken(row.userId, row.id, expiresAt, now).token,
+      refresh: '' // never refreshed: logout only
+    }))
+  }
+}
