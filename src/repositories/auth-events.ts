@@ -32,6 +32,11 @@ export function auditSelection(facts: AuditFacts): AliasedRawBuilder<unknown, st
   ]
 }
 
+/** The same constant part as parameters, in AUDIT_COLUMNS order, for hand-written statements. */
+export function auditValues(facts: AuditFacts): unknown[] {
+  return [facts.at, facts.kind, facts.ip ?? null, facts.userAgent ?? null, facts.detail ? JSON.stringify(facts.detail) : null]
+}
+
 export async function insertAuthEvent(db: Executor, event: AuditEvent): Promise<void> {
   await db
     .insertInto('auth_events')

@@ -1,6 +1,6 @@
 import type { NewSessionRow, SessionRow } from '../db/types.js'
-import { AUDIT_COLUMNS, auditSelection, type AuditFacts } from './auth-events.js'
-import type { Executor } from './executor.js'
+import { AUDIT_COLUMNS, auditSelection, auditValues, type AuditFacts } from './auth-events.js'
+import { runStatement, type Executor } from './executor.js'
 
 export type RotatedSession = Pick<SessionRow, 'id' | 'user_id' | 'rotated_at' | 'expires_at'>
 
@@ -13,15 +13,9 @@ export interface RotatedSessionWithUser extends RotatedSession {
 
 // `update user_sessions … from users`: the session's user comes back with the rotation, so a
 // refresh is one round trip. Every column is qualified (both tables have `id`).
-const ROTATION_COLUMNS = [
-  'user_sessions.id',
-  'user_sessions.user_id',
-  'user_sessions.rotated_at',
-  'user_sessions.expires_at',
-  'users.email',
-  'users.display_name',
-  'users.created_at as user_created_at'
-] as const
+const ROTATION_RETURNING = `
+  returning user_sessions.id, user_sessions.user_id, user_sessions.rotated_at, user_sessions.expires_at,
+            users.email, users.display_name, users.created_at as user_created_at`
 
 /** Opens a session and records the event (login, register) in the same statement. */
 export async function insertSession(db: Executor, session: NewSessionRow, audit: AuditFacts): Promise<void> {
@@ -42,22 +36,16 @@ export async function rotateRefreshJti(
   db: Executor,
   rotation: { sessionId: string, userId: string, currentHash: string, nextHash: string, now: Date }
 ): Promise<RotatedSessionWithUser | undefined> {
-  return db
-    .updateTable('user_sessions')
-    .from('users')
-    .set((eb) => ({
-      previous_jti_hash: eb.ref('user_sessions.refresh_jti_hash'),
-      refresh_jti_hash: rotation.nextHash,
-      rotated_at: rotation.now,
-      last_used_at: rotation.now
-    }))
-    .whereRef('users.id', '=', 'user_sessions.user_id')
-    .where('user_sessions.id', '=', rotation.sessionId)
-    .where('user_sessions.user_id', '=', rotation.userId)
-    .where('user_sessions.refresh_jti_hash', '=', rotation.currentHash)
-    .where('user_sessions.expires_at', '>', rotation.now)
-    .returning(ROTATION_COLUMNS)
-    .executeTakeFirst()
+  const rows = await runStatement<RotatedSessionWithUser>(db, `
+    update user_sessions
+    set previous_jti_hash = user_sessions.refresh_jti_hash, refresh_jti_hash = $4, rotated_at = $5, last_used_at = $5
+    from users
+    where users.id = user_sessions.user_id
+      and user_sessions.id = $1 and user_sessions.user_id = $2
+      and user_sessions.refresh_jti_hash = $3 and user_sessions.expires_at > $5
+    ${ROTATION_RETURNING}`,
+  [rotation.sessionId, rotation.userId, rotation.currentHash, rotation.nextHash, rotation.now])
+  return rows[0]
 }
 
 /**
@@ -68,19 +56,17 @@ export async function touchRecentlyRotated(
   db: Executor,
   replay: { sessionId: string, userId: string, presentedHash: string, currentHash: string, rotatedAfter: Date, now: Date }
 ): Promise<RotatedSessionWithUser | undefined> {
-  return db
-    .updateTable('user_sessions')
-    .from('users')
-    .set({ last_used_at: replay.now })
-    .whereRef('users.id', '=', 'user_sessions.user_id')
-    .where('user_sessions.id', '=', replay.sessionId)
-    .where('user_sessions.user_id', '=', replay.userId)
-    .where('user_sessions.previous_jti_hash', '=', replay.presentedHash)
-    .where('user_sessions.refresh_jti_hash', '=', replay.currentHash)
-    .where('user_sessions.rotated_at', '>', replay.rotatedAfter)
-    .where('user_sessions.expires_at', '>', replay.now)
-    .returning(ROTATION_COLUMNS)
-    .executeTakeFirst()
+  const rows = await runStatement<RotatedSessionWithUser>(db, `
+    update user_sessions
+    set last_used_at = $6
+    from users
+    where users.id = user_sessions.user_id
+      and user_sessions.id = $1 and user_sessions.user_id = $2
+      and user_sessions.previous_jti_hash = $3 and user_sessions.refresh_jti_hash = $4
+      and user_sessions.rotated_at > $5 and user_sessions.expires_at > $6
+    ${ROTATION_RETURNING}`,
+  [replay.sessionId, replay.userId, replay.presentedHash, replay.currentHash, replay.rotatedAfter, replay.now])
+  return rows[0]
 }
 
 export interface SessionSelection {
@@ -97,19 +83,16 @@ export interface SessionSelection {
  * were already gone. The delete trigger then tells every instance.
  */
 export async function endSessions(db: Executor, selection: SessionSelection, audit: AuditFacts): Promise<string[]> {
-  const rows = await db
-    .with('ended', (qb) => {
-      let query = qb.deleteFrom('user_sessions').where('user_id', '=', selection.userId)
-      if (selection.sessionId !== undefined) query = query.where('id', '=', selection.sessionId)
-      if (selection.exceptSessionId !== undefined) query = query.where('id', '<>', selection.exceptSessionId)
-      return query.returning(['id', 'user_id'])
-    })
-    .insertInto('auth_events')
-    .columns(AUDIT_COLUMNS)
-    .expression((eb) => eb.selectFrom('ended').select([...auditSelection(audit), 'ended.user_id', 'ended.id']))
-    .returning('session_id')
-    .execute()
-  return rows.map((row) => row.session_id!)
+  let which = ''
+  if (selection.sessionId !== undefined) which = 'and id = $7'
+  else if (selection.exceptSessionId !== undefined) which = 'and id <> $7'
+  const rows = await runStatement<{ session_id: string }>(db, `
+    with ended as (delete from user_sessions where user_id = $1 ${which} returning id, user_id)
+    insert into auth_events (${AUDIT_COLUMNS.join(', ')})
+    select $2::timestamptz, $3::text, $4::text, $5::text, $6::jsonb, ended.user_id, ended.id from ended
+    returning session_id`,
+  [selection.userId, ...auditValues(audit), ...(which ? [selection.sessionId ?? selection.exceptSessionId] : [])])
+  return rows.map((row) => row.session_id)
 }
 
 /**
@@ -117,13 +100,9 @@ export async function endSessions(db: Executor, selection: SessionSelection, aud
  * behind every access token.
  */
 export async function findLiveSessionOwner(db: Executor, sessionId: string, now: Date): Promise<string | undefined> {
-  const row = await db
-    .selectFrom('user_sessions')
-    .select('user_id')
-    .where('id', '=', sessionId)
-    .where('expires_at', '>', now)
-    .executeTakeFirst()
-  return row?.user_id
+  const rows = await runStatement<{ user_id: string }>(db,
+    'select user_id from user_sessions where id = $1 and expires_at > $2', [sessionId, now])
+  return rows[0]?.user_id
 }
 
 export async function listSessionsOfUser(db: Executor, userId: string, now: Date) {
