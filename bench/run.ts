@@ -13,7 +13,7 @@ import { fixtureSessions } from './lib/fixtures.js'
 import { API, checkAccessTokens, login, mapLimit, register, type Session, type User } from './lib/http.js'
 import { runLoad, stopCurrentLoad, type LoadResult, type Op, type OpSource, type WarmupStats } from './lib/load.js'
 import { OptionError, OptionSource, readFlags } from './lib/options.js'
-import { cpuDescription, gitCommit, loadAverage, markdownReport, resultsTable, kindsTable, summarise, writeResults, type Check, type Meta, type RoundResult, type Summary, log, reportFailures } from './lib/report.js'
+import { cpuDescription, gitCommit, loadAverage, markdownReport, median, resultsTable, kindsTable, summarise, writeResults, type Check, type Meta, type RoundResult, type Summary, log, reportFailures } from './lib/report.js'
 import {
   ALGORITHMS, DEFAULT_ALGORITHM, clusterEntryExists, generateKey, migrate, startBaseline, startService,
   type Algorithm, type Baseline, type BaselineName, type Service, type SigningKey
@@ -168,12 +168,12 @@ async function main(): Promise<number> {
     const baselines = new Map(baselineList.map((b) => [b.name, b]))
     log(`  service ${service.url} (pid ${service.pid}, ${service.entry})${baselineList.map((b) => `, ${b.name} ${b.url}`).join('')}`)
 
-    // --- argon2id ceiling (while everything is idle) --------------------------------------------
-    let argon2: Meta['argon2'] = null
-    if (options.scenarios.includes('login') || options.scenarios.includes('mixed')) {
-      log(`measuring the argon2id ceiling in-process (${options.argon2Seconds} s, 2 in flight)...`)
-      argon2 = { hashesPerSec: await argon2Ceiling(options.argon2Seconds, 2), inFlight: 2, seconds: options.argon2Seconds }
-      log(`  ${fmt(argon2.hashesPerSec)} hashes/s`)
+    // --- argon2id ceiling: measured right before each login run (the machine's speed drifts) ----
+    const argon2Rates = new Map<number, number>()
+    const measureArgon2 = async (round: number) => {
+      const rate = await argon2Ceiling(options.argon2Seconds, 2)
+      argon2Rates.set(round, rate)
+      log(`  argon2id ceiling  ${fmt(rate).padStart(8)} hashes/s  (in-process, 2 in flight, ${options.argon2Seconds} s)`)
     }
 
     // --- users and sessions, through the API ----------------------------------------------------
@@ -316,6 +316,7 @@ async function main(): Promise<number> {
             addNote('refresh', `rotates ${fmt(workload.hot.length)} sessions, each refresh token used once`)
             break
           case 'login':
+            await measureArgon2(round)
             await timed('login', service, () => workload.login(), round, settle)
             break
           case 'mixed': {
@@ -397,6 +398,8 @@ async function main(): Promise<number> {
       const alive = await checkAccessTokens(service.url, untouched, 204)
       check(`logout round ${round}: no other session was ended`, alive.matching === untouched.length,
         `${alive.matching}/${untouched.length} sessions not logged out still answer 204${describeOthers(alive.others)}`)
+      // The round's unused fixtures are not left for the next round's checks to walk through.
+      if (db && untouchedFixtures.length > 0) await db.deleteSessions(untouchedFixtures.map((f) => f.sid))
     }
 
     for (let round = 1; round <= options.rounds; round++) {
@@ -422,6 +425,9 @@ async function main(): Promise<number> {
     if (logoutCounts.length > 0) {
       addNote('logout', `one distinct session per request: ${logoutCounts.join('; ')}`)
     }
+    const argon2: Meta['argon2'] = argon2Rates.size > 0
+      ? { hashesPerSec: median([...argon2Rates.values()]), inFlight: 2, seconds: options.argon2Seconds }
+      : null
     const tokenCache = Number(process.env.TOKEN_CACHE_SIZE ?? 10_000)
     for (const name of ['verify', 'me']) {
       addNote(name, `${fmt(workload.hot.length)} distinct tokens round-robin` + (tokenCache >= workload.hot.length
@@ -433,12 +439,14 @@ async function main(): Promise<number> {
       if (!rounds) continue
       const summary = summarise(target, 'target', rounds, notes.get(target) ?? [])
       for (const name of ['hello', 'jwt', 'jwt-pg-delete']) {
-        const base = baselineSummaries.get(name)
-        summary.ratios[name] = base ? summary.reqPerSec / base.reqPerSec : null
+        const base = results.get(name)
+        summary.ratios[name] = base ? sameRoundRatio(rounds, new Map(base.map((r) => [r.round, r.result.reqPerSec]))) : null
       }
       if (target === 'login' && argon2) {
-        summary.ratios.argon2 = summary.reqPerSec / argon2.hashesPerSec
-        summary.notes.unshift(`${(summary.reqPerSec / argon2.hashesPerSec).toFixed(2)}× the argon2id ceiling (${fmt(argon2.hashesPerSec)} hashes/s, 2 in flight)`)
+        const ratio = sameRoundRatio(rounds, argon2Rates)
+        summary.ratios.argon2 = ratio
+        summary.notes.unshift(`${ratio === null ? 'n/a' : ratio.toFixed(2)}× the argon2id ceiling measured right before it ` +
+          `(median ${fmt(argon2.hashesPerSec)} hashes/s, 2 in flight)`)
       }
       summaries.push(summary)
     }
@@ -522,6 +530,15 @@ async function main(): Promise<number> {
   if (!reportFailures(failures)) return 1
   log('no errors, no 5xx, no unexpected status')
   return 0
+}
+
+/** The median over rounds of the scenario's req/s over the reference's in the same round. */
+function sameRoundRatio(rounds: readonly RoundResult[], reference: ReadonlyMap<number, number>): number | null {
+  const ratios = rounds.flatMap((r) => {
+    const base = reference.get(r.round)
+    return base ? [r.result.reqPerSec / base] : []
+  })
+  return ratios.length > 0 ? median(ratios) : null
 }
 
 function describeOthers(others: Record<string, number>): string {

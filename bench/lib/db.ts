@@ -60,6 +60,10 @@ export class BenchDatabase {
     }
   }
 
+  async deleteSessions(ids: readonly string[]): Promise<void> {
+    await this.pool.query('DELETE FROM user_sessions WHERE id = ANY($1::uuid[])', [ids])
+  }
+
   async deleteSessionsOf(userId: string): Promise<number> {
     const result = await this.pool.query('DELETE FROM user_sessions WHERE user_id = $1', [userId])
     return result.rowCount ?? 0

@@ -184,7 +184,7 @@ export function markdownReport(meta: Meta, summaries: readonly Summary[], checks
   out.push('')
   out.push(resultsTable(summaries, meta.engine === 'postgres'))
   out.push('')
-  out.push('Latency is per request, measured by the load generator (sub-millisecond). Ratios are the scenario\'s req/s over the baseline\'s. ' +
+  out.push('Latency is per request, measured by the load generator (sub-millisecond). Ratios are the scenario\'s req/s over the baseline\'s in the same round (median over rounds). ' +
     'Every request that consumes something (refresh, logout, login) uses its own token or session. CPU is in cores used during the measured run ' +
     '(the server\'s process group, the load generator, and every postgres process on the machine): when server + bench add up to the machine\'s cores, ' +
     'the load generator competes with the server and the figures are a floor, not the server\'s ceiling.')
