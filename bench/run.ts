@@ -404,6 +404,7 @@ async function main(): Promise<number> {
 
     for (let round = 1; round <= options.rounds; round++) {
       log(`round ${round}/${options.rounds}${options.rounds > 1 ? (round % 2 === 1 ? ' (baselines first)' : ' (targets first)') : ''}:`)
+      if (db) await vacuumQuietly(db)
       if (round % 2 === 1) {
         await runBaselines(round)
         await runTargets(round)
@@ -530,6 +531,15 @@ async function main(): Promise<number> {
   if (!reportFailures(failures)) return 1
   log('no errors, no 5xx, no unexpected status')
   return 0
+}
+
+/** VACUUM between rounds so that every round starts without the previous ones' dead rows. */
+async function vacuumQuietly(db: BenchDatabase): Promise<void> {
+  try {
+    await db.vacuum()
+  } catch (err) {
+    log(`  note: VACUUM failed (${(err as Error).message}); dead rows from earlier runs may slow this one`)
+  }
 }
 
 /** The median over rounds of the scenario's req/s over the reference's in the same round. */
