@@ -4,6 +4,7 @@ import { PGlite } from '@electric-sql/pglite'
 import { Kysely, PostgresDialect } from 'kysely'
 import { PGliteDialect } from 'kysely-pglite-dialect'
 import pg from 'pg'
+import { usePreparedStatements } from './prepared-statements.js'
 import type { Database } from './types.js'
 
 export type StorageKind = 'postgres' | 'pglite'
@@ -43,7 +44,10 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
     // while checked out (pg-pool removes its listener then). Unheard, either would crash the
     // process; the query in flight fails on its own (503) and the next one gets a new connection.
     pool.on('error', () => {})
-    pool.on('connect', (client) => client.on('error', () => {}))
+    pool.on('connect', (client) => {
+      client.on('error', () => {})
+      usePreparedStatements(client)
+    })
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
     return { db, kind: 'postgres', close: () => db.destroy() }
   }
