@@ -19,6 +19,12 @@ const PASS_THROUGH = [
   'AUDIT_RETENTION', 'TOKEN_CACHE_SIZE', 'REFRESH_CHAIN_SECRET', 'UV_THREADPOOL_SIZE', 'TZ'
 ]
 
+/**
+ * The node flags `npm start` runs the service with (package.json), given to the service and to
+ * the baselines alike, so the comparison is of code, not of runtime settings.
+ */
+const RUNTIME_FLAGS = ['--max-semi-space-size=32']
+
 export interface SigningKey {
   readonly algorithm: Algorithm
   /** Environment for the service: JWT_PRIVATE_KEY, or JWT_SECRET for HS256. */
@@ -102,7 +108,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     ...options.env
   }
   const spawnedAt = Date.now()
-  const child = startChild('service', [...(options.nodeArgs ?? []), '--import', 'tsx', entry], env)
+  const child = startChild('service', [...RUNTIME_FLAGS, ...(options.nodeArgs ?? []), '--import', 'tsx', entry], env)
   void child.exited.then(() => rmSync(dataDir, { recursive: true, force: true }))
   const url = `http://127.0.0.1:${port}`
   await waitUntilReady(child, `${url}/health/ready`, 90_000)
@@ -131,7 +137,7 @@ export interface Baseline {
 /** Starts bench/baselines/<name>.ts on 127.0.0.1 with the same key and algorithm. */
 export async function startBaseline(name: BaselineName, key: SigningKey, databaseUrl?: string, workers = 0): Promise<Baseline> {
   const port = await freePort()
-  const child = startChild(`baseline ${name}`, ['--import', 'tsx', `bench/baselines/${name}.ts`], {
+  const child = startChild(`baseline ${name}`, [...RUNTIME_FLAGS, '--import', 'tsx', `bench/baselines/${name}.ts`], {
     NODE_ENV: 'production',
     HOST: '127.0.0.1',
     PORT: String(port),
