@@ -1,4 +1,3 @@
-import { sql, type AliasedRawBuilder } from 'kysely'
 import type { AuthEventKind } from '../db/types.js'
 import type { Executor } from './executor.js'
 
@@ -19,20 +18,10 @@ export interface AuditEvent extends AuditFacts {
 export const AUDIT_COLUMNS = ['occurred_at', 'kind', 'ip', 'user_agent', 'detail', 'user_id', 'session_id'] as const
 
 /**
- * The constant part of an audit row as a select list, for `insert into auth_events select …`
- * statements that record an event in the same statement as the change it describes.
+ * The constant part of an audit row as parameters, in AUDIT_COLUMNS order, for the
+ * `insert into auth_events select …` statements that record an event in the same statement as
+ * the change it describes.
  */
-export function auditSelection(facts: AuditFacts): AliasedRawBuilder<unknown, string>[] {
-  return [
-    sql`${facts.at}::timestamptz`.as('occurred_at'),
-    sql`${facts.kind}::text`.as('kind'),
-    sql`${facts.ip ?? null}::text`.as('ip'),
-    sql`${facts.userAgent ?? null}::text`.as('user_agent'),
-    sql`${facts.detail ? JSON.stringify(facts.detail) : null}::jsonb`.as('detail')
-  ]
-}
-
-/** The same constant part as parameters, in AUDIT_COLUMNS order, for hand-written statements. */
 export function auditValues(facts: AuditFacts): unknown[] {
   return [facts.at, facts.kind, facts.ip ?? null, facts.userAgent ?? null, facts.detail ? JSON.stringify(facts.detail) : null]
 }

@@ -1,5 +1,5 @@
 import type { NewSessionRow, SessionRow } from '../db/types.js'
-import { AUDIT_COLUMNS, auditSelection, auditValues, type AuditFacts } from './auth-events.js'
+import { AUDIT_COLUMNS, auditValues, type AuditFacts } from './auth-events.js'
 import { runStatement, type Executor } from './executor.js'
 
 export type RotatedSession = Pick<SessionRow, 'id' | 'user_id' | 'rotated_at' | 'expires_at'>
@@ -18,13 +18,17 @@ const ROTATION_RETURNING = `
             users.email, users.display_name, users.created_at as user_created_at`
 
 /** Opens a session and records the event (login, register) in the same statement. */
-export async function insertSession(db: Executor, session: NewSessionRow, audit: AuditFacts): Promise<void> {
-  await db
-    .with('started', (qb) => qb.insertInto('user_sessions').values(session).returning(['id', 'user_id']))
-    .insertInto('auth_events')
-    .columns(AUDIT_COLUMNS)
-    .expression((eb) => eb.selectFrom('started').select([...auditSelection(audit), 'started.user_id', 'started.id']))
-    .execute()
+export async function insertSession(db: Executor, session: Required<NewSessionRow>, audit: AuditFacts): Promise<void> {
+  await runStatement(db, `
+    with started as (
+      insert into user_sessions (id, user_id, refresh_jti_hash, previous_jti_hash, rotated_at, created_at, last_used_at,
+                                 expires_at, user_agent, ip)
+      values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+      returning id, user_id)
+    insert into auth_events (${AUDIT_COLUMNS.join(', ')})
+    select $11::timestamptz, $12::text, $13::text, $14::text, $15::jsonb, started.user_id, started.id from started`,
+  [session.id, session.user_id, session.refresh_jti_hash, session.previous_jti_hash, session.rotated_at, session.created_at,
+    session.last_used_at, session.expires_at, session.user_agent, session.ip, ...auditValues(audit)])
 }
 
 /**

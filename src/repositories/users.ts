@@ -1,5 +1,5 @@
 import type { NewUserRow, UserRow } from '../db/types.js'
-import type { Executor } from './executor.js'
+import { runStatement, type Executor } from './executor.js'
 
 export type PublicUser = Pick<UserRow, 'id' | 'email' | 'display_name' | 'created_at'>
 
@@ -9,16 +9,21 @@ export async function insertUser(db: Executor, user: NewUserRow): Promise<Public
   return db.insertInto('users').values(user).returning(PUBLIC_COLUMNS).executeTakeFirstOrThrow()
 }
 
+/** Login's lookup (a hot path: hand-written, see runStatement). */
 export async function findUserByEmail(db: Executor, email: string): Promise<UserRow | undefined> {
-  return db.selectFrom('users').selectAll().where('email', '=', email).executeTakeFirst()
+  const rows = await runStatement<UserRow>(db,
+    'select id, email, password_hash, display_name, created_at, updated_at from users where email = $1', [email])
+  return rows[0]
 }
 
 export async function findUserById(db: Executor, id: string): Promise<UserRow | undefined> {
   return db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst()
 }
 
+/** GET /me's lookup (a hot path: hand-written, see runStatement). */
 export async function findPublicUserById(db: Executor, id: string): Promise<PublicUser | undefined> {
-  return db.selectFrom('users').select(PUBLIC_COLUMNS).where('id', '=', id).executeTakeFirst()
+  const rows = await runStatement<PublicUser>(db, `select ${PUBLIC_COLUMNS.join(', ')} from users where id = $1`, [id])
+  return rows[0]
 }
 
 export async function updatePasswordHash(db: Executor, id: string, passwordHash: string, now: Date): Promise<void> {
