@@ -4,6 +4,7 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
 import path from 'node:path'
 import type { KindStats, LoadResult } from './load.js'
+import { RUNTIME_FLAGS } from './service.js'
 
 export interface Check {
   readonly name: string
@@ -174,7 +175,7 @@ export function markdownReport(meta: Meta, summaries: readonly Summary[], checks
   out.push(`- when: ${meta.startedAt}, commit ${meta.commit}`)
   out.push(`- machine: ${meta.cpu}, node ${meta.node}; load generator (autocannon) on the same machine; ` +
     `1-min load average ${meta.load.before.toFixed(2)} before, ${meta.load.after.toFixed(2)} after`)
-  out.push(`- service: \`node --import tsx ${meta.entry}\` on 127.0.0.1, ${meta.database}, LOG_LEVEL=warn, RATE_LIMIT=off, JWT_ALGORITHM=${meta.algorithm}`)
+  out.push(`- service: \`node ${RUNTIME_FLAGS.join(' ')} --import tsx ${meta.entry}\` on 127.0.0.1, ${meta.database}, LOG_LEVEL=warn, RATE_LIMIT=off, JWT_ALGORITHM=${meta.algorithm}`)
   out.push(`- load: ${meta.connections} connections, ${meta.warmup} s warm-up + ${meta.duration} s per scenario, ${meta.rounds} round(s)${meta.rounds > 1 ? ' (alternating baselines/targets; medians shown)' : ''}`)
   out.push(`- setup: ${meta.setup.users} users, ${meta.setup.sessions} sessions through the API (${meta.setup.hotSessions} for verify/me/refresh) in ${meta.setup.seconds.toFixed(1)} s`)
   if (meta.argon2) {
