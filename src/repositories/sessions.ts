@@ -17,18 +17,55 @@ const ROTATION_RETURNING = `
   returning user_sessions.id, user_sessions.user_id, user_sessions.rotated_at, user_sessions.expires_at,
             users.email, users.display_name, users.created_at as user_created_at`
 
+// The hot-path statements, built once: fixed texts, values always as parameters (runStatement).
+const INSERT_SESSION = `
+  with started as (
+    insert into user_sessions (id, user_id, refresh_jti_hash, previous_jti_hash, rotated_at, created_at, last_used_at,
+                               expires_at, user_agent, ip)
+    values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+    returning id, user_id)
+  insert into auth_events (${AUDIT_COLUMNS.join(', ')})
+  select $11::timestamptz, $12::text, $13::text, $14::text, $15::jsonb, started.user_id, started.id from started`
+
+const ROTATE_REFRESH_JTI = `
+  update user_sessions
+  set previous_jti_hash = user_sessions.refresh_jti_hash, refresh_jti_hash = $4, rotated_at = $5, last_used_at = $5
+  from users
+  where users.id = user_sessions.user_id
+    and user_sessions.id = $1 and user_sessions.user_id = $2
+    and user_sessions.refresh_jti_hash = $3 and user_sessions.expires_at > $5
+  ${ROTATION_RETURNING}`
+
+const TOUCH_RECENTLY_ROTATED = `
+  update user_sessions
+  set last_used_at = $6
+  from users
+  where users.id = user_sessions.user_id
+    and user_sessions.id = $1 and user_sessions.user_id = $2
+    and user_sessions.previous_jti_hash = $3 and user_sessions.refresh_jti_hash = $4
+    and user_sessions.rotated_at > $5 and user_sessions.expires_at > $6
+  ${ROTATION_RETURNING}`
+
+/** Deletes the selected sessions of user $1 and audits each with $2-$6; `which` may use $7. */
+const endSessionsStatement = (which: string) => `
+  with ended as (delete from user_sessions where user_id = $1 ${which} returning id, user_id)
+  insert into auth_events (${AUDIT_COLUMNS.join(', ')})
+  select $2::timestamptz, $3::text, $4::text, $5::text, $6::jsonb, ended.user_id, ended.id from ended
+  returning session_id`
+const END_SESSIONS = {
+  all: endSessionsStatement(''),
+  one: endSessionsStatement('and id = $7'),
+  allBut: endSessionsStatement('and id <> $7')
+}
+
+const FIND_LIVE_SESSION_OWNER = 'select user_id from user_sessions where id = $1 and expires_at > $2'
+
 /** Opens a session and records the event (login, register) in the same statement. */
 export async function insertSession(db: Executor, session: Required<NewSessionRow>, audit: AuditFacts): Promise<void> {
-  await runStatement(db, `
-    with started as (
-      insert into user_sessions (id, user_id, refresh_jti_hash, previous_jti_hash, rotated_at, created_at, last_used_at,
-                                 expires_at, user_agent, ip)
-      values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-      returning id, user_id)
-    insert into auth_events (${AUDIT_COLUMNS.join(', ')})
-    select $11::timestamptz, $12::text, $13::text, $14::text, $15::jsonb, started.user_id, started.id from started`,
-  [session.id, session.user_id, session.refresh_jti_hash, session.previous_jti_hash, session.rotated_at, session.created_at,
-    session.last_used_at, session.expires_at, session.user_agent, session.ip, ...auditValues(audit)])
+  await runStatement(db, INSERT_SESSION, [
+    session.id, session.user_id, session.refresh_jti_hash, session.previous_jti_hash, session.rotated_at,
+    session.created_at, session.last_used_at, session.expires_at, session.user_agent, session.ip, ...auditValues(audit)
+  ])
 }
 
 /**
@@ -40,15 +77,8 @@ export async function rotateRefreshJti(
   db: Executor,
   rotation: { sessionId: string, userId: string, currentHash: string, nextHash: string, now: Date }
 ): Promise<RotatedSessionWithUser | undefined> {
-  const rows = await runStatement<RotatedSessionWithUser>(db, `
-    update user_sessions
-    set previous_jti_hash = user_sessions.refresh_jti_hash, refresh_jti_hash = $4, rotated_at = $5, last_used_at = $5
-    from users
-    where users.id = user_sessions.user_id
-      and user_sessions.id = $1 and user_sessions.user_id = $2
-      and user_sessions.refresh_jti_hash = $3 and user_sessions.expires_at > $5
-    ${ROTATION_RETURNING}`,
-  [rotation.sessionId, rotation.userId, rotation.currentHash, rotation.nextHash, rotation.now])
+  const rows = await runStatement<RotatedSessionWithUser>(db, ROTATE_REFRESH_JTI,
+    [rotation.sessionId, rotation.userId, rotation.currentHash, rotation.nextHash, rotation.now])
   return rows[0]
 }
 
@@ -60,16 +90,8 @@ export async function touchRecentlyRotated(
   db: Executor,
   replay: { sessionId: string, userId: string, presentedHash: string, currentHash: string, rotatedAfter: Date, now: Date }
 ): Promise<RotatedSessionWithUser | undefined> {
-  const rows = await runStatement<RotatedSessionWithUser>(db, `
-    update user_sessions
-    set last_used_at = $6
-    from users
-    where users.id = user_sessions.user_id
-      and user_sessions.id = $1 and user_sessions.user_id = $2
-      and user_sessions.previous_jti_hash = $3 and user_sessions.refresh_jti_hash = $4
-      and user_sessions.rotated_at > $5 and user_sessions.expires_at > $6
-    ${ROTATION_RETURNING}`,
-  [replay.sessionId, replay.userId, replay.presentedHash, replay.currentHash, replay.rotatedAfter, replay.now])
+  const rows = await runStatement<RotatedSessionWithUser>(db, TOUCH_RECENTLY_ROTATED,
+    [replay.sessionId, replay.userId, replay.presentedHash, replay.currentHash, replay.rotatedAfter, replay.now])
   return rows[0]
 }
 
@@ -87,15 +109,12 @@ export interface SessionSelection {
  * were already gone. The delete trigger then tells every instance.
  */
 export async function endSessions(db: Executor, selection: SessionSelection, audit: AuditFacts): Promise<string[]> {
-  let which = ''
-  if (selection.sessionId !== undefined) which = 'and id = $7'
-  else if (selection.exceptSessionId !== undefined) which = 'and id <> $7'
-  const rows = await runStatement<{ session_id: string }>(db, `
-    with ended as (delete from user_sessions where user_id = $1 ${which} returning id, user_id)
-    insert into auth_events (${AUDIT_COLUMNS.join(', ')})
-    select $2::timestamptz, $3::text, $4::text, $5::text, $6::jsonb, ended.user_id, ended.id from ended
-    returning session_id`,
-  [selection.userId, ...auditValues(audit), ...(which ? [selection.sessionId ?? selection.exceptSessionId] : [])])
+  const [statement, target] = selection.sessionId !== undefined
+    ? [END_SESSIONS.one, [selection.sessionId]]
+    : selection.exceptSessionId !== undefined
+      ? [END_SESSIONS.allBut, [selection.exceptSessionId]]
+      : [END_SESSIONS.all, []]
+  const rows = await runStatement<{ session_id: string }>(db, statement, [selection.userId, ...auditValues(audit), ...target])
   return rows.map((row) => row.session_id)
 }
 
@@ -104,8 +123,7 @@ export async function endSessions(db: Executor, selection: SessionSelection, aud
  * behind every access token.
  */
 export async function findLiveSessionOwner(db: Executor, sessionId: string, now: Date): Promise<string | undefined> {
-  const rows = await runStatement<{ user_id: string }>(db,
-    'select user_id from user_sessions where id = $1 and expires_at > $2', [sessionId, now])
+  const rows = await runStatement<{ user_id: string }>(db, FIND_LIVE_SESSION_OWNER, [sessionId, now])
   return rows[0]?.user_id
 }
 

@@ -5,14 +5,16 @@ export type PublicUser = Pick<UserRow, 'id' | 'email' | 'display_name' | 'create
 
 const PUBLIC_COLUMNS = ['id', 'email', 'display_name', 'created_at'] as const
 
+// Login's and GET /me's lookups: hot paths, so fixed statements run by runStatement.
+const FIND_USER_BY_EMAIL = 'select id, email, password_hash, display_name, created_at, updated_at from users where email = $1'
+const FIND_PUBLIC_USER_BY_ID = `select ${PUBLIC_COLUMNS.join(', ')} from users where id = $1`
+
 export async function insertUser(db: Executor, user: NewUserRow): Promise<PublicUser> {
   return db.insertInto('users').values(user).returning(PUBLIC_COLUMNS).executeTakeFirstOrThrow()
 }
 
-/** Login's lookup (a hot path: hand-written, see runStatement). */
 export async function findUserByEmail(db: Executor, email: string): Promise<UserRow | undefined> {
-  const rows = await runStatement<UserRow>(db,
-    'select id, email, password_hash, display_name, created_at, updated_at from users where email = $1', [email])
+  const rows = await runStatement<UserRow>(db, FIND_USER_BY_EMAIL, [email])
   return rows[0]
 }
 
@@ -20,9 +22,8 @@ export async function findUserById(db: Executor, id: string): Promise<UserRow | 
   return db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst()
 }
 
-/** GET /me's lookup (a hot path: hand-written, see runStatement). */
 export async function findPublicUserById(db: Executor, id: string): Promise<PublicUser | undefined> {
-  const rows = await runStatement<PublicUser>(db, `select ${PUBLIC_COLUMNS.join(', ')} from users where id = $1`, [id])
+  const rows = await runStatement<PublicUser>(db, FIND_PUBLIC_USER_BY_ID, [id])
   return rows[0]
 }
 
