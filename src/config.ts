@@ -67,7 +67,7 @@ export interface Config {
     readonly issuer: string
     readonly audience: string
     readonly clientId: string
-    /** Access and refresh tokens whose signature check is remembered, per kind (0: verify every time). */
+    /** Access tokens whose signature check is remembered (0: verify every time). */
     readonly verifiedCacheSize: number
   }
   readonly keys: {

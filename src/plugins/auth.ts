@@ -83,7 +83,7 @@ export default fp<AuthPluginOptions>(
       },
       formatUser: (claims) => ({ userId: claims.sub, sessionId: claims.sid, tokenExp: claims.exp })
     })
-    const verifiedTokens = new VerifiedTokenCache<TokenCaller>(config.tokens.verifiedCacheSize, (caller) => caller.tokenExp)
+    const verifiedTokens = new VerifiedTokenCache(config.tokens.verifiedCacheSize)
 
     /** Is the token's session still alive? Checked on every request, whatever the cache says. */
     async function checkSession(request: FastifyRequest, caller: Caller): Promise<void> {

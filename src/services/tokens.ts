@@ -1,10 +1,8 @@
 import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto'
-import { createSigner, type VerifierOptions } from 'fast-jwt'
-import { importSPKI, jwtVerify, type CryptoKey, type JWSHeaderParameters, type JWTVerifyOptions } from 'jose'
+import { createDecoder, createSigner, createVerifier, type VerifierOptions } from 'fast-jwt'
 import type { Config } from '../config.js'
 import { InvalidRefreshTokenError } from './errors.js'
 import type { KeyRing } from './keys.js'
-import { VerifiedTokenCache } from './verified-token-cache.js'
 
 // RFC 9068 names the access token's type; the refresh token gets a type of its own so that
 // neither is ever accepted where the other is expected (and a plain `JWT` is neither).
@@ -78,44 +76,24 @@ export function verifierOptions(keys: KeyRing, settings: TokenSettings, typ: str
 }
 
 /**
- * Refresh tokens are verified with jose rather than fast-jwt: each one is presented once, so
- * every refresh, revoke and logout-by-refresh-token pays a full signature check, and jose runs
- * it through WebCrypto, which does the work on libuv's thread pool. An Ed25519 check costs
- * ~60-85 µs of CPU; on the event loop that was more than a quarter of a refresh (bench/PROFILE.md),
- * off it the loop pays ~15 µs. The rules are the same as for access tokens (verifierOptions):
- * the configured algorithm only, the key picked by `kid` alone (`jku`, `x5u`, `jwk` and `x5c`
- * are never looked at), our iss and aud, the `typ`, the required claims, exp and nbf with the
- * clock tolerance, an age under the token's lifetime, and no `crit` (jose rejects any it does
- * not know). Keys are imported once per kid.
+ * A verifier per key, picked by the token's `kid` only: `jku`, `x5u`, `jwk` and `x5c` are never
+ * looked at, and an unknown or missing kid rejects the token. Each verifier is built once with
+ * its key, so the PEM is parsed once, not on every verification.
  */
-function refreshTokenVerifier(keys: KeyRing, settings: TokenSettings) {
-  const imported = new Map<string, Promise<CryptoKey | Uint8Array>>()
-  const keyFor = (header: JWSHeaderParameters): Promise<CryptoKey | Uint8Array> => {
+function verifierByKid(keys: KeyRing, options: Partial<VerifierOptions>) {
+  const decodeHeader = createDecoder({ complete: true })
+  const verifiers = new Map<string, (token: string) => unknown>()
+  return function verify(token: string): unknown {
+    const { header } = decodeHeader(token) as { header: Record<string, unknown> }
     const kid = header.kid
     const key = keys.verificationKey(kid)
-    if (key === undefined || typeof kid !== 'string') throw new Error('unknown kid')
-    let ready = imported.get(kid)
-    if (!ready) {
-      ready = keys.algorithm === 'HS256' ? Promise.resolve(new TextEncoder().encode(key)) : importSPKI(key, keys.algorithm)
-      imported.set(kid, ready)
+    if (!key || typeof kid !== 'string') throw new Error('unknown kid')
+    let verifier = verifiers.get(kid)
+    if (!verifier) {
+      verifier = createVerifier({ ...options, key })
+      verifiers.set(kid, verifier)
     }
-    return ready
-  }
-  const options: JWTVerifyOptions = {
-    algorithms: [keys.algorithm],
-    issuer: settings.issuer,
-    audience: settings.audience,
-    typ: REFRESH_TOKEN_TYP,
-    requiredClaims: ['iss', 'aud', 'sub', 'sid', 'jti', 'iat', 'exp'],
-    clockTolerance: settings.clockTolerance,
-    maxTokenAge: settings.refreshTtl + settings.clockTolerance
-  }
-  return async (token: string, now: Date): Promise<RefreshTokenClaims> => {
-    const { payload } = await jwtVerify(token, keyFor, { ...options, currentDate: now })
-    // jose accepts an `aud` array that holds our audience among non-strings; fast-jwt (and
-    // RFC 7519 §4.1.3) does not.
-    if (Array.isArray(payload.aud) && !payload.aud.every((aud) => typeof aud === 'string')) throw new Error('malformed aud')
-    return payload as unknown as RefreshTokenClaims
+    return verifier(token)
   }
 }
 
@@ -136,10 +114,12 @@ export function createTokenService(keys: KeyRing, settings: TokenSettings, now: 
     iss: settings.issuer,
     aud: settings.audience
   })
-  const verifyRefresh = refreshTokenVerifier(keys, settings)
-  // A refresh token checked twice in one request (the per-session rate limit, then the rotation)
-  // pays for one signature check.
-  const verifiedRefreshTokens = new VerifiedTokenCache<RefreshTokenClaims>(settings.verifiedCacheSize, (claims) => claims.exp)
+  // With the verified-token cache, a refresh token checked twice in one request (the per-session
+  // rate limit, then the rotation) pays for one signature check.
+  const verifyRefresh = verifierByKid(keys, {
+    ...verifierOptions(keys, settings, REFRESH_TOKEN_TYP),
+    ...(settings.verifiedCacheSize > 0 ? { cache: settings.verifiedCacheSize } : {})
+  })
 
   return {
     /** An access token for a session; it never outlives the session itself. */
@@ -160,19 +140,15 @@ export function createTokenService(keys: KeyRing, settings: TokenSettings, now: 
     },
 
     async verifyRefreshToken(token: string): Promise<RefreshTokenClaims> {
-      const at = now()
-      const known = verifiedRefreshTokens.lookup(token, at.getTime())
-      if (known) return known
       let claims: RefreshTokenClaims
       try {
-        claims = await verifyRefresh(token, at)
+        claims = verifyRefresh(token) as RefreshTokenClaims
       } catch {
         throw new InvalidRefreshTokenError()
       }
-      if (!isUuid(claims.sid) || !isUuid(claims.sub) || typeof claims.jti !== 'string' || !issuedInThePast(claims.iat, at, settings)) {
+      if (!isUuid(claims.sid) || !isUuid(claims.sub) || typeof claims.jti !== 'string' || !issuedInThePast(claims.iat, now(), settings)) {
         throw new InvalidRefreshTokenError()
       }
-      verifiedRefreshTokens.remember(token, claims)
       return claims
     },
 

@@ -3,10 +3,9 @@ import t from 'tap'
 import { VerifiedTokenCache } from '../../src/services/verified-token-cache.js'
 
 const caller = (tokenExp = 2_000_000_000) => ({ userId: randomUUID(), sessionId: randomUUID(), tokenExp })
-const callerCache = (max: number) => new VerifiedTokenCache<ReturnType<typeof caller>>(max, (entry) => entry.tokenExp)
 
 t.test('a token is remembered until its exp, not a millisecond longer', async (t) => {
-  const cache = callerCache(10)
+  const cache = new VerifiedTokenCache(10)
   const who = caller(1_000)
   cache.remember('token-a', who)
   t.same(cache.lookup('token-a', 999_999), who)
@@ -15,27 +14,27 @@ t.test('a token is remembered until its exp, not a millisecond longer', async (t
 })
 
 t.test('only the very same token string is a hit', async (t) => {
-  const cache = callerCache(10)
+  const cache = new VerifiedTokenCache(10)
   cache.remember('aaa.bbb.ccc', caller())
   t.equal(cache.lookup('aaa.bbb.ccd', 0), undefined)
   t.equal(cache.lookup('aaa.bbb.cc', 0), undefined)
 })
 
 t.test('a token without a usable exp is not remembered', async (t) => {
-  const cache = callerCache(10)
+  const cache = new VerifiedTokenCache(10)
   cache.remember('token', caller(Number.NaN))
   t.equal(cache.size, 0)
 })
 
 t.test('size 0 remembers nothing', async (t) => {
-  const cache = callerCache(0)
+  const cache = new VerifiedTokenCache(0)
   cache.remember('token', caller())
   t.equal(cache.lookup('token', 0), undefined)
   t.equal(cache.size, 0)
 })
 
 t.test('a hundred thousand distinct tokens never grow the cache past its size', async (t) => {
-  const cache = callerCache(1_000)
+  const cache = new VerifiedTokenCache(1_000)
   const who = caller()
   for (let i = 0; i < 100_000; i++) cache.remember(`token-${i}`, who)
   t.equal(cache.size, 1_000)
