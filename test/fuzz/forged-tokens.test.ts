@@ -222,9 +222,7 @@ function forgery(kind: Kind): fc.Arbitrary<{ token: string, defects: string[], i
       if (token === signed) forged.kinds.delete('signature')
       return { token, defects: forged.defects, identityOnly: identityOnly(forged), genuine: forged.kinds.size === 0 }
     })
-    .filter(({ genuine }) => !genuine)
-    .map(({ genuine: _, ...forgery }) => forgery)
-    .filter(({ token }) => token !== f.victim.pair.access_token && token !== f.victim.pair.refresh_token)
+    .filter(({ token, genuine }) => !genuine && token !== f.victim.pair.access_token && token !== f.victim.pair.refresh_token)
 }
 
 // ---------------------------------------------------------------------------------------------
