@@ -2,6 +2,7 @@ import { createPrivateKey, randomUUID, sign, type KeyObject } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import pg from 'pg'
 import type { DestinationStream } from 'pino'
 import type { Test } from 'tap'
 import { API_PREFIX, buildApp, type App } from '../src/app.js'
@@ -33,6 +34,12 @@ export interface TestAppOptions {
   env?: Record<string, string>
   /** Capture the app's log lines (the production logger configuration) here. */
   logStream?: DestinationStream
+  /**
+   * On PostgreSQL, run on a database of this test's own instead of the shared one. For tests
+   * that move the clock and run the clean-up: it deletes every expired row in the database,
+   * including the sessions and audit events of test files running at the same time.
+   */
+  ownDatabase?: boolean
 }
 
 /**
@@ -43,7 +50,8 @@ export interface TestAppOptions {
 export async function buildTestApp(t: Test, options: TestAppOptions = {}): Promise<TestContext> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'auth-test-'))
   const privateKeyPem = generateSigningKeyPem('EdDSA')
-  const databaseUrl = process.env.TEST_DATABASE_URL
+  const sharedDatabaseUrl = process.env.TEST_DATABASE_URL
+  const databaseUrl = sharedDatabaseUrl && options.ownDatabase ? await createOwnDatabase(t, sharedDatabaseUrl) : sharedDatabaseUrl
   const config = loadConfig({
     NODE_ENV: 'test',
     DATA_DIR: dataDir,
@@ -66,6 +74,33 @@ export async function buildTestApp(t: Test, options: TestAppOptions = {}): Promi
     rmSync(dataDir, { recursive: true, force: true })
   })
   return { app, clock, privateKeyPem, onPostgres: Boolean(databaseUrl) }
+}
+
+/**
+ * Creates an empty database next to the one `sharedUrl` names (the app migrates it) and drops
+ * it when the test ends, after the app's teardown (tap runs teardowns last-registered first).
+ */
+async function createOwnDatabase(t: Test, sharedUrl: string): Promise<string> {
+  const name = `auth_test_own_${randomUUID().replaceAll('-', '')}`
+  const admin = new pg.Client({ connectionString: sharedUrl })
+  await admin.connect()
+  try {
+    await admin.query(`create database ${name}`)
+  } finally {
+    await admin.end()
+  }
+  t.teardown(async () => {
+    const dropper = new pg.Client({ connectionString: sharedUrl })
+    await dropper.connect()
+    try {
+      await dropper.query(`drop database if exists ${name} with (force)`)
+    } finally {
+      await dropper.end()
+    }
+  })
+  const url = new URL(sharedUrl)
+  url.pathname = `/${name}`
+  return url.toString()
 }
 
 export function uniqueEmail(label = 'user'): string {

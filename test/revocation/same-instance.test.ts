@@ -46,7 +46,7 @@ t.test('a session deleted behind this instance\'s back (another instance, an ope
 })
 
 t.test('every kind of deletion reaches the cache: all devices, password change, delete by id, expiry clean-up', async (t) => {
-  const ctx = await buildTestApp(t, { env: { ACCESS_TOKEN_TTL: '15m', REFRESH_TOKEN_TTL: '1h' } })
+  const ctx = await buildTestApp(t, { env: { ACCESS_TOKEN_TTL: '15m', REFRESH_TOKEN_TTL: '1h' } , ownDatabase: true })
   t.ok(await feedReady(ctx))
   const first = await registerUser(ctx.app)
   const login = async () => {
@@ -91,7 +91,7 @@ t.test('every kind of deletion reaches the cache: all devices, password change, 
 })
 
 t.test('expired sessions are deleted in bounded batches', async (t) => {
-  const ctx = await buildTestApp(t, { env: { REFRESH_TOKEN_TTL: '1h' } })
+  const ctx = await buildTestApp(t, { env: { REFRESH_TOKEN_TTL: '1h' } , ownDatabase: true })
   const user = await registerUser(ctx.app)
   const now = ctx.clock.now()
   const rows = Array.from({ length: 2_500 }, (_, i) => ({
@@ -114,7 +114,7 @@ t.test('expired sessions are deleted in bounded batches', async (t) => {
 })
 
 t.test('the periodic clean-up runs on its own when SESSION_CLEANUP_INTERVAL is set', async (t) => {
-  const ctx = await buildTestApp(t, { env: { SESSION_CLEANUP_INTERVAL: '1s', REFRESH_TOKEN_TTL: '1h' } })
+  const ctx = await buildTestApp(t, { env: { SESSION_CLEANUP_INTERVAL: '1s', REFRESH_TOKEN_TTL: '1h' } , ownDatabase: true })
   const user = await registerUser(ctx.app)
   ctx.clock.advance(3_601)
   const cleaned = await eventually(async () => {

@@ -90,7 +90,7 @@ t.test('history outlives the sessions and the user; rows cannot be altered', asy
 })
 
 t.test('AUDIT_RETENTION: housekeeping deletes older events only', async (t) => {
-  const { app, clock } = await buildTestApp(t, { env: { AUDIT_RETENTION: '30d' } })
+  const { app, clock } = await buildTestApp(t, { env: { AUDIT_RETENTION: '30d' } , ownDatabase: true })
   const pair = await registerUser(app)
   clock.advance(31 * 86_400)
   await app.inject({ method: 'POST', url: `${API_PREFIX}/login`, payload: { email: pair.user.email, password: PASSWORD } })
