@@ -3,6 +3,7 @@ import { createDecoder, createSigner, createVerifier, type VerifierOptions } fro
 import type { Config } from '../config.js'
 import { InvalidRefreshTokenError } from './errors.js'
 import type { KeyRing } from './keys.js'
+import { ownSignatureCheck } from './own-signature.js'
 
 // RFC 9068 names the access token's type; the refresh token gets a type of its own so that
 // neither is ever accepted where the other is expected (and a plain `JWT` is neither).
@@ -54,6 +55,20 @@ export function issuedInThePast(iat: unknown, now: Date, settings: TokenSettings
   return typeof iat === 'number' && Number.isFinite(iat) && iat * 1000 <= now.getTime() + settings.clockTolerance * 1000
 }
 
+const REQUIRED_CLAIMS: Record<string, string[]> = {
+  [ACCESS_TOKEN_TYP]: ['iss', 'aud', 'sub', 'sid', 'client_id', 'jti', 'iat', 'exp'],
+  [REFRESH_TOKEN_TYP]: ['iss', 'aud', 'sub', 'sid', 'jti', 'iat', 'exp']
+}
+
+/**
+ * How old (ms from `iat`) a token may be. fast-jwt checks `iat` (a number, not too old) only
+ * when maxAge is set. No token of ours is older than its lifetime: an access token lives
+ * accessTtl, a refresh token at most refreshTtl.
+ */
+function maxAgeMs(settings: TokenSettings, typ: string): number {
+  return ((typ === ACCESS_TOKEN_TYP ? settings.accessTtl : settings.refreshTtl) + settings.clockTolerance) * 1000
+}
+
 /**
  * The verification rules shared by both token types (contract, "Tokens"): one algorithm, a
  * known kid, our iss and aud, the right typ, exp required, nbf honoured, no unknown `crit`.
@@ -65,14 +80,46 @@ export function verifierOptions(keys: KeyRing, settings: TokenSettings, typ: str
     allowedAud: settings.audience,
     checkTyp: typ,
     clockTolerance: settings.clockTolerance * 1000,
-    requiredClaims: typ === ACCESS_TOKEN_TYP
-      ? ['iss', 'aud', 'sub', 'sid', 'client_id', 'jti', 'iat', 'exp']
-      : ['iss', 'aud', 'sub', 'sid', 'jti', 'iat', 'exp'],
+    requiredClaims: REQUIRED_CLAIMS[typ],
     allowedCritHeaders: [],
-    // fast-jwt checks `iat` (a number, not too old) only when maxAge is set. No token of ours
-    // is older than its lifetime: an access token lives accessTtl, a refresh token at most refreshTtl.
-    maxAge: (typ === ACCESS_TOKEN_TYP ? settings.accessTtl : settings.refreshTtl) * 1000 + settings.clockTolerance * 1000
+    maxAge: maxAgeMs(settings, typ)
   }
+}
+
+/**
+ * The rules of verifierOptions, as fast-jwt applies them, for a token whose signature is already
+ * known to be ours (services/own-signature.ts). Our signer never sets `crit` or `nbf` and always
+ * our alg, kid, iss and aud, but every rule is checked all the same: typ is what tells an access
+ * token from a refresh token, iss and aud may have been reconfigured since, and time moves on.
+ * Dates are checked against the real clock, as fast-jwt does.
+ */
+function meetsVerifierRules(
+  token: { header: Record<string, unknown>, payload: Record<string, unknown> },
+  keys: KeyRing,
+  settings: TokenSettings,
+  typ: string,
+  nowMs: number
+): boolean {
+  const { header, payload } = token
+  const tolerance = settings.clockTolerance * 1000
+  const dateWithin = (claim: string, holds: (ms: number) => boolean) =>
+    !(claim in payload) || (typeof payload[claim] === 'number' && holds((payload[claim] as number) * 1000))
+  const aud = payload.aud
+  const audiences = Array.isArray(aud) ? aud : [aud]
+  return (
+    header.alg === keys.algorithm &&
+    header.kid === keys.signingKid &&
+    typeof header.typ === 'string' &&
+    header.typ.toLowerCase().replace(/^application\//, '') === typ &&
+    !header.crit &&
+    REQUIRED_CLAIMS[typ].every((claim) => claim in payload) &&
+    dateWithin('nbf', (nbf) => nowMs >= nbf - tolerance) &&
+    dateWithin('exp', (exp) => nowMs <= exp + tolerance) &&
+    dateWithin('iat', (iat) => nowMs <= iat + maxAgeMs(settings, typ)) &&
+    audiences.every((value) => typeof value === 'string') &&
+    audiences.includes(settings.audience) &&
+    payload.iss === settings.issuer
+  )
 }
 
 /**
@@ -120,6 +167,16 @@ export function createTokenService(keys: KeyRing, settings: TokenSettings, now: 
     ...verifierOptions(keys, settings, REFRESH_TOKEN_TYP),
     ...(settings.verifiedCacheSize > 0 ? { cache: settings.verifiedCacheSize } : {})
   })
+  const signedByCurrentKey = ownSignatureCheck(keys)
+  const decodeComplete = createDecoder({ complete: true })
+
+  /** A refresh token's claims if it is genuine and valid now; throws otherwise. */
+  function refreshClaims(token: string): RefreshTokenClaims {
+    if (!signedByCurrentKey?.(token)) return verifyRefresh(token) as RefreshTokenClaims
+    const decoded = decodeComplete(token) as { header: Record<string, unknown>, payload: RefreshTokenClaims & Record<string, unknown> }
+    if (!meetsVerifierRules(decoded, keys, settings, REFRESH_TOKEN_TYP, Date.now())) throw new InvalidRefreshTokenError()
+    return decoded.payload
+  }
 
   return {
     /** An access token for a session; it never outlives the session itself. */
@@ -142,7 +199,7 @@ export function createTokenService(keys: KeyRing, settings: TokenSettings, now: 
     async verifyRefreshToken(token: string): Promise<RefreshTokenClaims> {
       let claims: RefreshTokenClaims
       try {
-        claims = verifyRefresh(token) as RefreshTokenClaims
+        claims = refreshClaims(token)
       } catch {
         throw new InvalidRefreshTokenError()
       }

@@ -1,0 +1,158 @@
+// The refresh-token fast path (services/own-signature.ts: re-sign instead of verify, then the
+// claim rules checked in tokens.ts) must accept exactly what full fast-jwt verification accepts.
+// Tokens here are signed with the service's real key, so they reach the claim rules: the
+// differential property covers headers and claims our signer would never produce.
+import { randomUUID, sign } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import fc from 'fast-check'
+import { createDecoder, createVerifier } from 'fast-jwt'
+import t from 'tap'
+import { loadConfig } from '../../src/config.js'
+import { generateSigningKeyPem, loadKeyRing } from '../../src/services/keys.js'
+import { ownSignatureCheck } from '../../src/services/own-signature.js'
+import {
+  REFRESH_TOKEN_TYP,
+  createTokenService,
+  isUuid,
+  issuedInThePast,
+  verifierOptions,
+  type RefreshTokenClaims
+} from '../../src/services/tokens.js'
+
+const dataDir = mkdtempSync(path.join(tmpdir(), 'own-signature-'))
+t.teardown(() => rmSync(dataDir, { recursive: true, force: true }))
+
+const privateKeyPem = generateSigningKeyPem('EdDSA')
+const config = loadConfig({ NODE_ENV: 'test', DATA_DIR: dataDir, JWT_PRIVATE_KEY: privateKeyPem })
+const settings = config.tokens
+const keys = await loadKeyRing({ algorithm: 'EdDSA', privateKey: privateKeyPem }, { dataDir, isProduction: false })
+const tokens = createTokenService(keys, settings)
+const signedByCurrentKey = ownSignatureCheck(keys)!
+
+/** Full verification, as every token went through before the fast path: the key by kid, then fast-jwt. */
+const fullVerify = createVerifier({ ...verifierOptions(keys, settings, REFRESH_TOKEN_TYP), key: keys.verificationKey(keys.signingKid)! })
+const decodeHeader = createDecoder({ complete: true })
+function fullyVerified(token: string): boolean {
+  try {
+    if (decodeHeader(token).header.kid !== keys.signingKid) return false
+    const claims = fullVerify(token) as RefreshTokenClaims
+    return isUuid(claims.sid) && isUuid(claims.sub) && typeof claims.jti === 'string' && issuedInThePast(claims.iat, new Date(), settings)
+  } catch {
+    return false
+  }
+}
+
+async function fastPathAccepts(token: string): Promise<boolean> {
+  try {
+    await tokens.verifyRefreshToken(token)
+    return true
+  } catch {
+    return false
+  }
+}
+
+const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url')
+
+/** A JWS over exactly these header and payload, signed with the service's own key. */
+function signWithServiceKey(header: object, payload: object, pem = privateKeyPem): string {
+  const input = `${b64(header)}.${b64(payload)}`
+  return `${input}.${sign(null, Buffer.from(input), pem).toString('base64url')}`
+}
+
+const nowS = () => Math.floor(Date.now() / 1000)
+// Offsets stay 2 s or more away from every boundary (tolerance 5 s), so a second ticking over
+// between the two checks cannot make them disagree.
+const absent = undefined
+/** Mostly the value a genuine token has, else one of the variants: most draws are one defect away from valid. */
+const mostly = <T>(genuine: T, ...variants: unknown[]) =>
+  fc.oneof({ arbitrary: fc.constant<unknown>(genuine), weight: 6 }, { arbitrary: fc.constantFrom(...variants), weight: 1 })
+const claimArbitraries = {
+  iss: mostly(settings.issuer, 'someone-else', 5, [settings.issuer], absent),
+  aud: mostly(settings.audience, [settings.audience], ['other', settings.audience], [settings.audience, 5], [], 'other', 5, absent),
+  sub: mostly(randomUUID(), 'not-a-uuid', 7, absent),
+  sid: mostly(randomUUID(), 'not-a-uuid', absent),
+  jti: mostly('a-jti', 5, absent),
+  iat: mostly(-60, 2, 8, -(settings.refreshTtl + 2), -(settings.refreshTtl + 8), 'x', null, absent),
+  exp: mostly(600, -2, -8, 'x', null, absent),
+  nbf: mostly(absent, -60, 2, 8, 'x', null)
+}
+const headerArbitrary = fc.record({
+  alg: mostly('EdDSA', 'eddsa', 'ES256', 'HS256', 'none', absent),
+  typ: mostly(REFRESH_TOKEN_TYP, 'REFRESH+JWT', 'application/refresh+jwt', 'at+jwt', 'JWT', 42, absent),
+  kid: mostly(keys.signingKid, 'another-kid', 7, absent),
+  crit: mostly(absent, null, 0, '', false, [], ['b64'], 'exp', true)
+})
+
+t.test('signed with the service key: the fast path accepts exactly what full verification accepts', async (t) => {
+  let accepted = 0
+  let rejected = 0
+  await fc.assert(
+    fc.asyncProperty(headerArbitrary, fc.record(claimArbitraries), async (header, claims) => {
+      const now = nowS()
+      const payload = Object.fromEntries(
+        Object.entries(claims).map(([name, value]) =>
+          ['iat', 'exp', 'nbf'].includes(name) && typeof value === 'number' ? [name, now + value] : [name, value]
+        )
+      )
+      const token = signWithServiceKey(header, payload)
+      const expected = fullyVerified(token)
+      if (expected) accepted++
+      else rejected++
+      return (await fastPathAccepts(token)) === expected
+    }),
+    { numRuns: 3_000 }
+  )
+  t.ok(accepted > 100 && rejected > 100, `both outcomes compared: ${accepted} valid, ${rejected} invalid`)
+})
+
+t.test('genuine refresh tokens take the fast path; others fall back to full verification', async (t) => {
+  const now = new Date()
+  const genuine = tokens.issueRefreshToken(randomUUID(), randomUUID(), tokens.newRefreshJti(), now, new Date(now.getTime() + 3_600_000))
+  t.ok(signedByCurrentKey(genuine), 'our own signature is recognised')
+  t.ok(await fastPathAccepts(genuine))
+
+  const [h, p, s] = genuine.split('.')
+  const flipped = s[0] === 'A' ? `B${s.slice(1)}` : `A${s.slice(1)}`
+  for (const [name, variant] of Object.entries({
+    'another signature': `${h}.${p}.${flipped}`,
+    'signature cut short': `${h}.${p}.${s.slice(0, -2)}`,
+    'no signature': `${h}.${p}.`,
+    'a fourth segment': `${genuine}.${s}`,
+    'payload swapped': `${h}.${b64({ ...JSON.parse(Buffer.from(p, 'base64url').toString()), sub: randomUUID() })}.${s}`
+  })) {
+    t.notOk(signedByCurrentKey(variant), `${name}: not recognised`)
+    t.notOk(await fastPathAccepts(variant), `${name}: rejected`)
+  }
+
+  const otherPem = generateSigningKeyPem('EdDSA')
+  const header = JSON.parse(Buffer.from(h, 'base64url').toString())
+  const payload = JSON.parse(Buffer.from(p, 'base64url').toString())
+  const byOtherKey = signWithServiceKey(header, payload, otherPem)
+  t.notOk(signedByCurrentKey(byOtherKey), 'a valid Ed25519 signature by another key is not ours')
+  t.notOk(await fastPathAccepts(byOtherKey), 'and full verification rejects it under our kid')
+})
+
+t.test('a retired key still verifies its tokens through full verification', async (t) => {
+  const retiredPem = generateSigningKeyPem('EdDSA')
+  const retiredKeys = await loadKeyRing({ algorithm: 'EdDSA', privateKey: retiredPem }, { dataDir, isProduction: false })
+  const retiredTokens = createTokenService(retiredKeys, settings)
+  const now = new Date()
+  const old = retiredTokens.issueRefreshToken(randomUUID(), randomUUID(), 'jti', now, new Date(now.getTime() + 3_600_000))
+
+  const rotated = await loadKeyRing(
+    { algorithm: 'EdDSA', privateKey: privateKeyPem, verifyKeys: retiredPem },
+    { dataDir, isProduction: false }
+  )
+  t.notOk(ownSignatureCheck(rotated)!(old), 'not signed by the current key')
+  const claims = await createTokenService(rotated, settings).verifyRefreshToken(old)
+  t.equal(claims.jti, 'jti', 'but verified with the retired public key')
+})
+
+t.test('no fast path where signatures are not deterministic or not asymmetric', async (t) => {
+  const es = await loadKeyRing({ algorithm: 'ES256', privateKey: generateSigningKeyPem('ES256') }, { dataDir, isProduction: false })
+  t.equal(ownSignatureCheck(es), undefined, 'ES256')
+  const hs = await loadKeyRing({ algorithm: 'HS256', secret: 'x'.repeat(32) }, { dataDir, isProduction: false })
+  t.equal(ownSignatureCheck(hs), undefined, 'HS256')
+})
