@@ -1,5 +1,6 @@
-// The refresh-token fast path (services/own-signature.ts: re-sign instead of verify, then the
-// claim rules checked in tokens.ts) must accept exactly what full fast-jwt verification accepts.
+// The fast path for tokens of the current key (services/own-signature.ts: sign again instead of
+// verify, then the claim rules in tokens.ts) must accept exactly what full fast-jwt verification
+// accepts, for refresh and access tokens alike.
 // Tokens here are signed with the service's real key, so they reach the claim rules: the
 // differential property covers headers and claims our signer would never produce.
 import { randomUUID, sign } from 'node:crypto'
@@ -13,12 +14,12 @@ import { loadConfig } from '../../src/config.js'
 import { generateSigningKeyPem, loadKeyRing } from '../../src/services/keys.js'
 import { ownSignatureCheck } from '../../src/services/own-signature.js'
 import {
+  ACCESS_TOKEN_TYP,
   REFRESH_TOKEN_TYP,
   createTokenService,
   isUuid,
   issuedInThePast,
-  verifierOptions,
-  type RefreshTokenClaims
+  verifierOptions
 } from '../../src/services/tokens.js'
 
 const dataDir = mkdtempSync(path.join(tmpdir(), 'own-signature-'))
@@ -31,23 +32,39 @@ const keys = await loadKeyRing({ algorithm: 'EdDSA', privateKey: privateKeyPem }
 const tokens = createTokenService(keys, settings)
 const signedByCurrentKey = ownSignatureCheck(keys)!
 
-/** Full verification, as every token went through before the fast path: the key by kid, then fast-jwt. */
-const fullVerify = createVerifier({ ...verifierOptions(keys, settings, REFRESH_TOKEN_TYP), key: keys.verificationKey(keys.signingKid)! })
 const decodeHeader = createDecoder({ complete: true })
-function fullyVerified(token: string): boolean {
-  try {
-    if (decodeHeader(token).header.kid !== keys.signingKid) return false
-    const claims = fullVerify(token) as RefreshTokenClaims
-    return isUuid(claims.sid) && isUuid(claims.sub) && typeof claims.jti === 'string' && issuedInThePast(claims.iat, new Date(), settings)
-  } catch {
-    return false
+
+/**
+ * Full verification, as every token went through before the fast path: the key by kid, fast-jwt
+ * with the service's rules, then the checks the service adds (plugins/auth.ts `trusted`, and
+ * verifyRefreshToken).
+ */
+function fullVerifier(typ: string): (token: string) => boolean {
+  const verify = createVerifier({ ...verifierOptions(keys, settings, typ), key: keys.verificationKey(keys.signingKid)! })
+  return (token) => {
+    try {
+      if (decodeHeader(token).header.kid !== keys.signingKid) return false
+      return serviceChecks(verify(token) as Claims, typ)
+    } catch {
+      return false
+    }
   }
 }
 
-async function fastPathAccepts(token: string): Promise<boolean> {
+type Claims = Record<string, unknown> & { sid: string, sub: string, iat: number }
+const serviceChecks = (claims: Claims, typ: string) =>
+  isUuid(claims.sid) && isUuid(claims.sub) && issuedInThePast(claims.iat, new Date(), settings) &&
+  (typ === ACCESS_TOKEN_TYP || typeof claims.jti === 'string')
+
+/** The service's check, fast path first. */
+async function serviceAccepts(token: string, typ: string): Promise<boolean> {
   try {
-    await tokens.verifyRefreshToken(token)
-    return true
+    if (typ === REFRESH_TOKEN_TYP) {
+      await tokens.verifyRefreshToken(token)
+      return true
+    }
+    const own = tokens.ownAccessTokenClaims(token)
+    return own ? serviceChecks(own as unknown as Claims, typ) : fullVerifier(typ)(token)
   } catch {
     return false
   }
@@ -74,44 +91,54 @@ const claimArbitraries = {
   sub: mostly(randomUUID(), 'not-a-uuid', 7, absent),
   sid: mostly(randomUUID(), 'not-a-uuid', absent),
   jti: mostly('a-jti', 5, absent),
-  iat: mostly(-60, 2, 8, -(settings.refreshTtl + 2), -(settings.refreshTtl + 8), 'x', null, absent),
+  client_id: mostly(settings.clientId, 5, absent),
+  iat: mostly(-60, 2, 8, -(settings.accessTtl + 8), -(settings.refreshTtl + 2), -(settings.refreshTtl + 8), 'x', null, absent),
   exp: mostly(600, -2, -8, 'x', null, absent),
   nbf: mostly(absent, -60, 2, 8, 'x', null)
 }
-const headerArbitrary = fc.record({
+const headerArbitrary = (typ: string) => fc.record({
   alg: mostly('EdDSA', 'eddsa', 'ES256', 'HS256', 'none', absent),
-  typ: mostly(REFRESH_TOKEN_TYP, 'REFRESH+JWT', 'application/refresh+jwt', 'at+jwt', 'JWT', 42, absent),
+  typ: mostly(typ, typ.toUpperCase(), `application/${typ}`, ACCESS_TOKEN_TYP, REFRESH_TOKEN_TYP, 'JWT', 42, absent),
   kid: mostly(keys.signingKid, 'another-kid', 7, absent),
   crit: mostly(absent, null, 0, '', false, [], ['b64'], 'exp', true)
 })
 
-t.test('signed with the service key: the fast path accepts exactly what full verification accepts', async (t) => {
-  let accepted = 0
-  let rejected = 0
-  await fc.assert(
-    fc.asyncProperty(headerArbitrary, fc.record(claimArbitraries), async (header, claims) => {
-      const now = nowS()
-      const payload = Object.fromEntries(
-        Object.entries(claims).map(([name, value]) =>
-          ['iat', 'exp', 'nbf'].includes(name) && typeof value === 'number' ? [name, now + value] : [name, value]
+for (const typ of [REFRESH_TOKEN_TYP, ACCESS_TOKEN_TYP]) {
+  t.test(`${typ}, signed with the service key: the fast path accepts exactly what full verification accepts`, async (t) => {
+    const fullyVerified = fullVerifier(typ)
+    let accepted = 0
+    let rejected = 0
+    await fc.assert(
+      fc.asyncProperty(headerArbitrary(typ), fc.record(claimArbitraries), async (header, claims) => {
+        const now = nowS()
+        const payload = Object.fromEntries(
+          Object.entries(claims).map(([name, value]) =>
+            ['iat', 'exp', 'nbf'].includes(name) && typeof value === 'number' ? [name, now + value] : [name, value]
+          )
         )
-      )
-      const token = signWithServiceKey(header, payload)
-      const expected = fullyVerified(token)
-      if (expected) accepted++
-      else rejected++
-      return (await fastPathAccepts(token)) === expected
-    }),
-    { numRuns: 3_000 }
-  )
-  t.ok(accepted > 100 && rejected > 100, `both outcomes compared: ${accepted} valid, ${rejected} invalid`)
-})
+        const token = signWithServiceKey(header, payload)
+        const expected = fullyVerified(token)
+        if (expected) accepted++
+        else rejected++
+        return (await serviceAccepts(token, typ)) === expected
+      }),
+      { numRuns: 3_000 }
+    )
+    t.ok(accepted > 100 && rejected > 100, `both outcomes compared: ${accepted} valid, ${rejected} invalid`)
+  })
+}
 
 t.test('genuine refresh tokens take the fast path; others fall back to full verification', async (t) => {
   const now = new Date()
   const genuine = tokens.issueRefreshToken(randomUUID(), randomUUID(), tokens.newRefreshJti(), now, new Date(now.getTime() + 3_600_000))
   t.ok(signedByCurrentKey(genuine), 'our own signature is recognised')
-  t.ok(await fastPathAccepts(genuine))
+  t.ok(await serviceAccepts(genuine, REFRESH_TOKEN_TYP))
+
+  const access = tokens.issueAccessToken(randomUUID(), randomUUID(), new Date(now.getTime() + 3_600_000), now).token
+  t.ok(signedByCurrentKey(access), 'access tokens too')
+  t.ok(await serviceAccepts(access, ACCESS_TOKEN_TYP))
+  t.notOk(await serviceAccepts(access, REFRESH_TOKEN_TYP), 'but not where a refresh token is expected')
+  t.notOk(await serviceAccepts(genuine, ACCESS_TOKEN_TYP), 'nor a refresh token where an access token is')
 
   const [h, p, s] = genuine.split('.')
   const flipped = s[0] === 'A' ? `B${s.slice(1)}` : `A${s.slice(1)}`
@@ -123,7 +150,7 @@ t.test('genuine refresh tokens take the fast path; others fall back to full veri
     'payload swapped': `${h}.${b64({ ...JSON.parse(Buffer.from(p, 'base64url').toString()), sub: randomUUID() })}.${s}`
   })) {
     t.notOk(signedByCurrentKey(variant), `${name}: not recognised`)
-    t.notOk(await fastPathAccepts(variant), `${name}: rejected`)
+    t.notOk(await serviceAccepts(variant, REFRESH_TOKEN_TYP), `${name}: rejected`)
   }
 
   const otherPem = generateSigningKeyPem('EdDSA')
@@ -131,7 +158,7 @@ t.test('genuine refresh tokens take the fast path; others fall back to full veri
   const payload = JSON.parse(Buffer.from(p, 'base64url').toString())
   const byOtherKey = signWithServiceKey(header, payload, otherPem)
   t.notOk(signedByCurrentKey(byOtherKey), 'a valid Ed25519 signature by another key is not ours')
-  t.notOk(await fastPathAccepts(byOtherKey), 'and full verification rejects it under our kid')
+  t.notOk(await serviceAccepts(byOtherKey, REFRESH_TOKEN_TYP), 'and full verification rejects it under our kid')
 })
 
 t.test('a retired key still verifies its tokens through full verification', async (t) => {
