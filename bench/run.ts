@@ -238,6 +238,7 @@ async function main(): Promise<number> {
 
     /** One run: the warm-up (not counted), then the measured part, both timed. */
     const timed = async (name: string, target: Target, next: OpSource, round: number, settle?: () => Promise<void>) => {
+      if (db) await vacuumQuietly(db)
       const result = await runLoad({
         url: target.url, connections: options.connections, warmup: options.warmup, duration: options.duration, next, serverGroup: target.pid
       })
@@ -404,7 +405,6 @@ async function main(): Promise<number> {
 
     for (let round = 1; round <= options.rounds; round++) {
       log(`round ${round}/${options.rounds}${options.rounds > 1 ? (round % 2 === 1 ? ' (baselines first)' : ' (targets first)') : ''}:`)
-      if (db) await vacuumQuietly(db)
       if (round % 2 === 1) {
         await runBaselines(round)
         await runTargets(round)
@@ -533,7 +533,12 @@ async function main(): Promise<number> {
   return 0
 }
 
-/** VACUUM between rounds so that every round starts without the previous ones' dead rows. */
+/**
+ * VACUUM before every timed run, as autovacuum would between bursts: a scenario that deletes
+ * (logout, the verify+DELETE baseline, the fixtures' clean-up) leaves tens of thousands of dead
+ * rows, and on a server with autovacuum off they slow down whatever runs next. Measured
+ * 2026-12-01 without it: logout right after the baseline ran at 0.70x of it, and before it 1.10x.
+ */
 async function vacuumQuietly(db: BenchDatabase): Promise<void> {
   try {
     await db.vacuum()
