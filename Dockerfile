@@ -65,4 +65,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
 # SIGTERM (docker stop) drains in-flight requests and closes the database (close-with-grace,
 # 10 s); keep docker's stop timeout above that.
 # --max-semi-space-size: see README, "Performance" (fewer young-generation collections).
-CMD ["node", "--max-semi-space-size=32", "dist/src/server.js"]
+CMD ["node", "--max-semi-space-size=64", "dist/src/server.js"]

@@ -23,7 +23,7 @@ const PASS_THROUGH = [
  * The node flags `npm start` runs the service with (package.json), given to the service and to
  * the baselines alike, so the comparison is of code, not of runtime settings.
  */
-export const RUNTIME_FLAGS = ['--max-semi-space-size=32']
+export const RUNTIME_FLAGS = ['--max-semi-space-size=64']
 
 export interface SigningKey {
   readonly algorithm: Algorithm
