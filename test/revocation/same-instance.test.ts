@@ -113,6 +113,35 @@ t.test('expired sessions are deleted in bounded batches', async (t) => {
   t.equal((await ctx.app.runHousekeeping()).expiredSessions, 0, 'nothing left to clean')
 })
 
+t.test('deleting a session long expired notifies no instance; live and just-expired ones are announced', async (t) => {
+  // Its own database: on a shared one, other files' deletes would be counted too.
+  const ctx = await buildTestApp(t, { ownDatabase: true })
+  t.ok(await feedReady(ctx))
+  const user = await registerUser(ctx.app)
+  const expiredSession = async (secondsAgo: number) => {
+    const id = crypto.randomUUID()
+    const at = new Date(Date.now() - secondsAgo * 1000)
+    await ctx.app.db.insertInto('user_sessions').values({
+      id, user_id: user.user.id, refresh_jti_hash: `expired-${id}`, previous_jti_hash: null,
+      rotated_at: at, created_at: at, last_used_at: at, expires_at: at, user_agent: null, ip: null
+    }).execute()
+    return id
+  }
+  const notified = async () => (await ctx.app.authMetrics.revocationNotifications.get()).values[0]?.value ?? 0
+  const deleteSession = (id: string) => ctx.app.db.deleteFrom('user_sessions').where('id', '=', id).execute()
+
+  const longExpired = await expiredSession(600)
+  const justExpired = await expiredSession(10)
+  const before = await notified()
+  await deleteSession(longExpired)
+  await deleteSession(justExpired)
+  const logout = await ctx.app.inject({ method: 'POST', url: `${API_PREFIX}/logout`, headers: bearer(user.access_token) })
+  t.equal(logout.statusCode, 204)
+  // Notifications arrive in commit order: once the logout's is in, any earlier one would be too.
+  t.ok(await eventually(async () => (await notified()) >= before + 2), 'the just-expired and the live session were announced')
+  t.equal(await notified(), before + 2, 'the session expired ten minutes ago was not')
+})
+
 t.test('the periodic clean-up runs on its own when SESSION_CLEANUP_INTERVAL is set', async (t) => {
   const ctx = await buildTestApp(t, { env: { SESSION_CLEANUP_INTERVAL: '1s', REFRESH_TOKEN_TTL: '1h' } , ownDatabase: true })
   const user = await registerUser(ctx.app)
