@@ -82,25 +82,22 @@ export async function buildTestApp(t: Test, options: TestAppOptions = {}): Promi
  */
 async function createOwnDatabase(t: Test, sharedUrl: string): Promise<string> {
   const name = `auth_test_own_${randomUUID().replaceAll('-', '')}`
-  const admin = new pg.Client({ connectionString: sharedUrl })
-  await admin.connect()
-  try {
-    await admin.query(`create database ${name}`)
-  } finally {
-    await admin.end()
-  }
-  t.teardown(async () => {
-    const dropper = new pg.Client({ connectionString: sharedUrl })
-    await dropper.connect()
-    try {
-      await dropper.query(`drop database if exists ${name} with (force)`)
-    } finally {
-      await dropper.end()
-    }
-  })
+  await adminQuery(sharedUrl, `create database ${name}`)
+  t.teardown(() => adminQuery(sharedUrl, `drop database if exists ${name} with (force)`))
   const url = new URL(sharedUrl)
   url.pathname = `/${name}`
   return url.toString()
+}
+
+/** Runs one statement on a short-lived connection of its own. */
+async function adminQuery(url: string, statement: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    await client.query(statement)
+  } finally {
+    await client.end()
+  }
 }
 
 export function uniqueEmail(label = 'user'): string {

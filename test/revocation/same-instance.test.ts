@@ -46,7 +46,7 @@ t.test('a session deleted behind this instance\'s back (another instance, an ope
 })
 
 t.test('every kind of deletion reaches the cache: all devices, password change, delete by id, expiry clean-up', async (t) => {
-  const ctx = await buildTestApp(t, { env: { ACCESS_TOKEN_TTL: '15m', REFRESH_TOKEN_TTL: '1h' } , ownDatabase: true })
+  const ctx = await buildTestApp(t, { env: { ACCESS_TOKEN_TTL: '15m', REFRESH_TOKEN_TTL: '1h' }, ownDatabase: true })
   t.ok(await feedReady(ctx))
   const first = await registerUser(ctx.app)
   const login = async () => {
@@ -90,22 +90,20 @@ t.test('every kind of deletion reaches the cache: all devices, password change, 
   t.same(left, [], 'no session of the user is left')
 })
 
+/** A session row written straight to the table, made at `at` and ending at `expiresAt`. */
+function sessionRow(userId: string, at: Date, expiresAt: Date) {
+  const id = crypto.randomUUID()
+  return {
+    id, user_id: userId, refresh_jti_hash: `expired-${id}`, previous_jti_hash: null,
+    rotated_at: at, created_at: at, last_used_at: at, expires_at: expiresAt, user_agent: null, ip: null
+  }
+}
+
 t.test('expired sessions are deleted in bounded batches', async (t) => {
-  const ctx = await buildTestApp(t, { env: { REFRESH_TOKEN_TTL: '1h' } , ownDatabase: true })
+  const ctx = await buildTestApp(t, { env: { REFRESH_TOKEN_TTL: '1h' }, ownDatabase: true })
   const user = await registerUser(ctx.app)
   const now = ctx.clock.now()
-  const rows = Array.from({ length: 2_500 }, (_, i) => ({
-    id: crypto.randomUUID(),
-    user_id: user.user.id,
-    refresh_jti_hash: `expired-${user.user.id}-${i}`,
-    previous_jti_hash: null,
-    rotated_at: now,
-    created_at: now,
-    last_used_at: now,
-    expires_at: new Date(now.getTime() - 1_000),
-    user_agent: null,
-    ip: null
-  }))
+  const rows = Array.from({ length: 2_500 }, () => sessionRow(user.user.id, now, new Date(now.getTime() - 1_000)))
   for (let i = 0; i < rows.length; i += 500) await ctx.app.db.insertInto('user_sessions').values(rows.slice(i, i + 500)).execute()
 
   t.equal((await ctx.app.runHousekeeping()).expiredSessions, 2_500)
@@ -119,13 +117,10 @@ t.test('deleting a session long expired notifies no instance; live and just-expi
   t.ok(await feedReady(ctx))
   const user = await registerUser(ctx.app)
   const expiredSession = async (secondsAgo: number) => {
-    const id = crypto.randomUUID()
     const at = new Date(Date.now() - secondsAgo * 1000)
-    await ctx.app.db.insertInto('user_sessions').values({
-      id, user_id: user.user.id, refresh_jti_hash: `expired-${id}`, previous_jti_hash: null,
-      rotated_at: at, created_at: at, last_used_at: at, expires_at: at, user_agent: null, ip: null
-    }).execute()
-    return id
+    const row = sessionRow(user.user.id, at, at)
+    await ctx.app.db.insertInto('user_sessions').values(row).execute()
+    return row.id
   }
   const notified = async () => (await ctx.app.authMetrics.revocationNotifications.get()).values[0]?.value ?? 0
   const deleteSession = (id: string) => ctx.app.db.deleteFrom('user_sessions').where('id', '=', id).execute()
@@ -143,7 +138,7 @@ t.test('deleting a session long expired notifies no instance; live and just-expi
 })
 
 t.test('the periodic clean-up runs on its own when SESSION_CLEANUP_INTERVAL is set', async (t) => {
-  const ctx = await buildTestApp(t, { env: { SESSION_CLEANUP_INTERVAL: '1s', REFRESH_TOKEN_TTL: '1h' } , ownDatabase: true })
+  const ctx = await buildTestApp(t, { env: { SESSION_CLEANUP_INTERVAL: '1s', REFRESH_TOKEN_TTL: '1h' }, ownDatabase: true })
   const user = await registerUser(ctx.app)
   ctx.clock.advance(3_601)
   const cleaned = await eventually(async () => {
