@@ -5,7 +5,7 @@ import { TokenPairSchema, UserSchema } from '../schemas/auth.js'
 import { ErrorResponseSchema } from '../schemas/common.js'
 import { SessionSchema } from '../schemas/sessions.js'
 import type { Config } from './config.js'
-import { loggerOptions, requestIdOf } from './logging.js'
+import { loggerOptions, requestIdOf, requestLogger } from './logging.js'
 import { pgliteDirFor } from './db/database.js'
 import auditPlugin from './plugins/audit.js'
 import authPlugin from './plugins/auth.js'
@@ -49,6 +49,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     requestIdHeader: false,
     frameworkErrors: frameworkErrorHandler,
     genReqId: requestIdOf,
+    childLoggerFactory: requestLogger,
     requestTimeout: 30_000,
     // Opening the embedded database and migrating it can take several seconds on a busy machine.
     pluginTimeout: 30_000,

@@ -107,6 +107,9 @@ t.test('GET /metrics: Prometheus text with per-route latency and the auth counte
   await app.inject({ method: 'GET', url: `${API_PREFIX}/me`, headers: bearer(pair.access_token) })
   await app.inject({ method: 'POST', url: `${API_PREFIX}/logout`, headers: bearer(pair.access_token) })
   await app.inject({ method: 'POST', url: `${API_PREFIX}/login`, payload: { email: pair.user.email, password: 'wrong password' } })
+  await app.inject({ method: 'HEAD', url: '/health/live' })
+  await app.inject({ method: 'GET', url: '/no/such/route' })
+  await app.inject({ method: 'GET', url: '/metrics' })
 
   const res = await app.inject({ method: 'GET', url: '/metrics' })
   t.equal(res.statusCode, 200)
@@ -114,6 +117,11 @@ t.test('GET /metrics: Prometheus text with per-route latency and the auth counte
   const text = res.body
   t.match(text, /http_request_duration_seconds_bucket\{[^}]*route="\/api\/v1\/auth\/me"[^}]*status_code="200"/)
   t.match(text, /http_request_duration_seconds_count\{[^}]*route="\/api\/v1\/auth\/logout"[^}]*\} 1/)
+  t.match(text, /http_request_duration_seconds_count\{method="GET",route="\/api\/v1\/auth\/me",status_code="200"\} 2/)
+  t.match(text, /http_request_duration_seconds_count\{method="POST",route="\/api\/v1\/auth\/login",status_code="401"\} 1/)
+  t.notMatch(text, /http_request_duration_seconds_count\{method="HEAD"/, 'HEAD requests are not timed')
+  t.notMatch(text, /http_request_duration_seconds_count\{[^}]*route="\/metrics"/, 'nor the scrapes')
+  t.notMatch(text, /http_request_duration_seconds_count\{[^}]*route="\/no/, 'nor unknown routes')
   t.match(text, /auth_events_total\{kind="register"\} 1/)
   t.match(text, /auth_events_total\{kind="logout"\} 1/)
   t.match(text, /auth_events_total\{kind="login_failed"\} 1/)
