@@ -1,7 +1,7 @@
 // Adds the key ring, the token service, `app.authenticate` (the Bearer preHandler) and
 // `app.authContext` for the services. https://github.com/fastify/fastify-jwt
 import fastifyJwt, { type TokenOrHeader } from '@fastify/jwt'
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyRequest, HookHandlerDoneFunction, onRequestHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Config } from '../config.js'
 import type { AuthContext, Caller, TokenCaller } from '../services/context.js'
@@ -31,15 +31,17 @@ declare module '@fastify/jwt' {
 }
 
 declare module 'fastify' {
-  interface FastifyContextConfig {
-    /** The handler checks the caller's session itself (see `trusted` below). */
-    livenessCheckedByHandler?: boolean
-  }
   interface FastifyInstance {
     keys: KeyRing
     tokens: TokenService
     authContext: AuthContext
-    authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
+    /** onRequest hook: a valid Bearer access token whose session is alive. */
+    authenticate: onRequestHookHandler
+    /**
+     * The same without the session check, for a handler whose own statement settles it
+     * (POST /logout of the current session: its DELETE finds the session or the token is refused).
+     */
+    authenticateToken: onRequestHookHandler
   }
 }
 
@@ -86,52 +88,70 @@ export default fp<AuthPluginOptions>(
     })
     const verifiedTokens = new VerifiedTokenCache(config.tokens.verifiedCacheSize)
 
-    /** Is the token's session still alive? Checked on every request, whatever the cache says. */
-    async function checkSession(request: FastifyRequest, caller: Caller): Promise<void> {
-      // A route that settles liveness itself, in the statement that acts on the session
-      // (POST /logout of the current session: the DELETE finds it or the token is refused).
-      if (request.routeOptions.config.livenessCheckedByHandler === true) return
-      let live: boolean
-      try {
-        live = await app.sessionLiveness.isLive(caller.sessionId, caller.userId)
-      } catch (err) {
-        if (isDatabaseUnavailable(err)) throw new ServiceUnavailableError({ cause: err })
-        throw new InvalidAccessTokenError({ cause: err })
-      }
-      if (!live) throw new InvalidAccessTokenError()
+    /**
+     * Is the token's session still alive? Checked on every request, whatever the token cache
+     * says. A callback, not a promise: when memory has the answer, nothing waits.
+     */
+    function checkSession(caller: Caller, done: HookHandlerDoneFunction): void {
+      const known = app.sessionLiveness.cached(caller.sessionId, caller.userId)
+      if (known !== undefined) return done(known ? undefined : new InvalidAccessTokenError())
+      app.sessionLiveness.askDatabase(caller.sessionId, caller.userId).then(
+        (live) => done(live ? undefined : new InvalidAccessTokenError()),
+        (err: unknown) =>
+          done(isDatabaseUnavailable(err) ? new ServiceUnavailableError({ cause: err }) : new InvalidAccessTokenError({ cause: err }))
+      )
     }
 
-    /** RFC 6750 Bearer check: 401 for a missing or bad token, 503 if liveness cannot be answered. */
-    async function authenticate(request: FastifyRequest): Promise<void> {
-      const token = bearerToken(request)
-      if (!token) {
-        // A Bearer header with a malformed value was still an attempt at a token (RFC 6750 §3.1).
-        const attempted = /^Bearer\s+\S/i.test(request.headers.authorization ?? '')
-        throw attempted ? new InvalidAccessTokenError() : new MissingBearerTokenError()
+    /**
+     * RFC 6750 Bearer check as an onRequest hook: 401 for a missing or bad token, 503 if the
+     * session's liveness cannot be answered. Callback style, so that a token and session already
+     * known cost no promise at all (the gateway's /verify path).
+     */
+    function bearerCheck(checkLiveness: boolean): onRequestHookHandler {
+      function accept(request: FastifyRequest, caller: TokenCaller, done: HookHandlerDoneFunction): void {
+        request.user = caller
+        if (checkLiveness) checkSession(caller, done)
+        else done()
       }
-      // A token verified before skips the decode and signature check (services/verified-token-cache.ts).
-      const known = verifiedTokens.lookup(token, now().getTime())
-      if (known) {
-        request.user = known
-        return checkSession(request, known)
+      function acceptVerified(request: FastifyRequest, token: string, caller: TokenCaller, done: HookHandlerDoneFunction): void {
+        verifiedTokens.remember(token, caller)
+        accept(request, caller, done)
       }
-      try {
+
+      return function authenticate(request, _reply, done) {
+        const token = bearerToken(request)
+        if (!token) {
+          // A Bearer header with a malformed value was still an attempt at a token (RFC 6750 §3.1).
+          const attempted = /^Bearer\s+\S/i.test(request.headers.authorization ?? '')
+          return done(attempted ? new InvalidAccessTokenError() : new MissingBearerTokenError())
+        }
+        // A token verified before skips the decode and signature check (services/verified-token-cache.ts).
+        const known = verifiedTokens.lookup(token, now().getTime())
+        if (known) return accept(request, known, done)
+
         // A token the current key signed is checked by signing it again, a third of the cost of
         // verifying (services/own-signature.ts); any other goes through @fastify/jwt.
-        const own = tokens.ownAccessTokenClaims(token)
-        if (!own) await request.jwtVerify()
-        else if (trusted(own)) request.user = callerOf(own)
-        else throw new Error('untrusted claims')
-      } catch (err) {
-        throw new InvalidAccessTokenError({ cause: err })
+        let own: AccessTokenClaims | undefined
+        try {
+          own = tokens.ownAccessTokenClaims(token)
+        } catch (err) {
+          return done(new InvalidAccessTokenError({ cause: err }))
+        }
+        if (own) {
+          if (!trusted(own)) return done(new InvalidAccessTokenError({ cause: new Error('untrusted claims') }))
+          return acceptVerified(request, token, callerOf(own), done)
+        }
+        request.jwtVerify().then(
+          () => acceptVerified(request, token, request.user, done),
+          (err: unknown) => done(new InvalidAccessTokenError({ cause: err }))
+        )
       }
-      verifiedTokens.remember(token, request.user)
-      return checkSession(request, request.user)
     }
 
     app.decorate('keys', keys)
     app.decorate('tokens', tokens)
-    app.decorate('authenticate', authenticate)
+    app.decorate('authenticate', bearerCheck(true))
+    app.decorate('authenticateToken', bearerCheck(false))
     app.decorate('authContext', {
       db: app.db,
       tokens,

@@ -14,6 +14,10 @@ import { LivenessCache } from '../services/liveness-cache.js'
 
 export interface SessionLiveness {
   isLive(sessionId: string, userId: string): Promise<boolean>
+  /** isLive's answer when memory has it (no promise: the hot path), else undefined. */
+  cached(sessionId: string, userId: string): boolean | undefined
+  /** isLive's answer from the database, remembered for next time. */
+  askDatabase(sessionId: string, userId: string): Promise<boolean>
   /** Sessions this instance just deleted: dead here at once, before the notification returns. */
   forget(sessionIds: readonly string[]): void
   /** Whether revocations from other instances are currently arriving. */
@@ -66,21 +70,23 @@ export default fp<LivenessPluginOptions>(
     const cacheAnswers = app.authMetrics.livenessChecks.labels({ source: 'cache' })
     const databaseAnswers = app.authMetrics.livenessChecks.labels({ source: 'database' })
 
-    async function isLive(sessionId: string, userId: string): Promise<boolean> {
-      if (feed.healthy) {
-        if (!trustedCache) {
-          // The feed just became healthy again: what was cached before may have missed revocations.
-          cache.clear()
-          trustedCache = true
-        }
-        const known = cache.lookup(sessionId, userId)
-        if (known !== undefined) {
-          cacheAnswers.inc()
-          return known
-        }
-      } else {
+    /** The cache's answer, or undefined when the database must be asked. */
+    function cached(sessionId: string, userId: string): boolean | undefined {
+      if (!feed.healthy) {
         trustedCache = false
+        return undefined
       }
+      if (!trustedCache) {
+        // The feed just became healthy again: what was cached before may have missed revocations.
+        cache.clear()
+        trustedCache = true
+      }
+      const known = cache.lookup(sessionId, userId)
+      if (known !== undefined) cacheAnswers.inc()
+      return known
+    }
+
+    async function askDatabase(sessionId: string, userId: string): Promise<boolean> {
       databaseAnswers.inc()
       const epoch = cache.epoch
       const owner = await findLiveSessionOwner(app.db, sessionId, options.now())
@@ -91,7 +97,9 @@ export default fp<LivenessPluginOptions>(
     }
 
     app.decorate('sessionLiveness', {
-      isLive,
+      cached,
+      askDatabase,
+      isLive: async (sessionId, userId) => cached(sessionId, userId) ?? (await askDatabase(sessionId, userId)),
       forget: (sessionIds) => {
         for (const id of sessionIds) cache.rememberDead(id)
       },

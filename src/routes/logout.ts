@@ -27,8 +27,7 @@ const logoutRoutes: FastifyPluginAsyncTypebox = async (app) => {
     // Logging out the current session (no body, or {}) needs no separate session check: the
     // DELETE is the check (services/sessions.ts), so the whole logout is one round trip. With any
     // other body the session is checked before the body is even validated.
-    onRequest: app.authenticate,
-    config: { livenessCheckedByHandler: true },
+    onRequest: app.authenticateToken,
     preValidation: async (request) => {
       // No body at all means the same as {} (a JSON `null` stays null and fails validation).
       if (request.body === undefined) request.body = {}
