@@ -88,34 +88,46 @@ export default fp<AuthPluginOptions>(
     })
     const verifiedTokens = new VerifiedTokenCache(config.tokens.verifiedCacheSize)
 
-    /**
-     * Is the token's session still alive? Checked on every request, whatever the token cache
-     * says. A callback, not a promise: when memory has the answer, nothing waits.
-     */
-    function checkSession(caller: Caller, done: HookHandlerDoneFunction): void {
-      const known = app.sessionLiveness.cached(caller.sessionId, caller.userId)
-      if (known !== undefined) return done(known ? undefined : new InvalidAccessTokenError())
-      app.sessionLiveness.askDatabase(caller.sessionId, caller.userId).then(
-        (live) => done(live ? undefined : new InvalidAccessTokenError()),
-        (err: unknown) =>
-          done(isDatabaseUnavailable(err) ? new ServiceUnavailableError({ cause: err }) : new InvalidAccessTokenError({ cause: err }))
-      )
+    /** The database's answer on the session's liveness, for when memory has none. */
+    async function confirmAlive(caller: Caller): Promise<void> {
+      let live: boolean
+      try {
+        live = await app.sessionLiveness.askDatabase(caller.sessionId, caller.userId)
+      } catch (err) {
+        if (isDatabaseUnavailable(err)) throw new ServiceUnavailableError({ cause: err })
+        throw new InvalidAccessTokenError({ cause: err })
+      }
+      if (!live) throw new InvalidAccessTokenError()
     }
 
     /**
      * RFC 6750 Bearer check as an onRequest hook: 401 for a missing or bad token, 503 if the
-     * session's liveness cannot be answered. Callback style, so that a token and session already
-     * known cost no promise at all (the gateway's /verify path).
+     * session's liveness cannot be answered. It answers through `done` when the caches know the
+     * token and its session (the gateway's /verify path: no promise at all), and returns a promise
+     * to Fastify when it must wait for the database or for @fastify/jwt.
      */
     function bearerCheck(checkLiveness: boolean): onRequestHookHandler {
-      function accept(request: FastifyRequest, caller: TokenCaller, done: HookHandlerDoneFunction): void {
+      /** The session is checked on every request, whatever the token cache says. */
+      function accept(request: FastifyRequest, caller: TokenCaller, done: HookHandlerDoneFunction): void | Promise<void> {
         request.user = caller
-        if (checkLiveness) checkSession(caller, done)
-        else done()
+        if (!checkLiveness) return done()
+        const known = app.sessionLiveness.cached(caller.sessionId, caller.userId)
+        if (known === undefined) return confirmAlive(caller)
+        done(known ? undefined : new InvalidAccessTokenError())
       }
-      function acceptVerified(request: FastifyRequest, token: string, caller: TokenCaller, done: HookHandlerDoneFunction): void {
-        verifiedTokens.remember(token, caller)
-        accept(request, caller, done)
+
+      /** A token of another key or algorithm: full verification by @fastify/jwt. */
+      async function verifyElsewhere(request: FastifyRequest, token: string): Promise<void> {
+        try {
+          await request.jwtVerify()
+        } catch (err) {
+          throw new InvalidAccessTokenError({ cause: err })
+        }
+        verifiedTokens.remember(token, request.user)
+        if (!checkLiveness) return
+        const known = app.sessionLiveness.cached(request.user.sessionId, request.user.userId)
+        if (known === undefined) return confirmAlive(request.user)
+        if (!known) throw new InvalidAccessTokenError()
       }
 
       return function authenticate(request, _reply, done) {
@@ -137,14 +149,11 @@ export default fp<AuthPluginOptions>(
         } catch (err) {
           return done(new InvalidAccessTokenError({ cause: err }))
         }
-        if (own) {
-          if (!trusted(own)) return done(new InvalidAccessTokenError({ cause: new Error('untrusted claims') }))
-          return acceptVerified(request, token, callerOf(own), done)
-        }
-        request.jwtVerify().then(
-          () => acceptVerified(request, token, request.user, done),
-          (err: unknown) => done(new InvalidAccessTokenError({ cause: err }))
-        )
+        if (!own) return verifyElsewhere(request, token)
+        if (!trusted(own)) return done(new InvalidAccessTokenError({ cause: new Error('untrusted claims') }))
+        const caller = callerOf(own)
+        verifiedTokens.remember(token, caller)
+        return accept(request, caller, done)
       }
     }
 

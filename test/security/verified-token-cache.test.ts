@@ -12,7 +12,9 @@ t.test('a cached token still dies at logout', async (t) => {
 })
 
 t.test('a cached token still expires at exp', async (t) => {
-  const { app } = await buildTestApp(t, { env: { TOKEN_CACHE_SIZE: '100', ACCESS_TOKEN_TTL: '1', CLOCK_TOLERANCE: '0' } })
+  // Three seconds, not one: exp is in whole seconds, so a one-second token may expire within a
+  // millisecond of being issued (iat 12.999 s -> 12, exp 13).
+  const { app } = await buildTestApp(t, { env: { TOKEN_CACHE_SIZE: '100', ACCESS_TOKEN_TTL: '3', CLOCK_TOLERANCE: '0' } })
   const pair = await registerUser(app)
   t.equal((await me(app, pair.access_token)).statusCode, 200, 'verified once, now cached')
   // Real time: the signature check reads the wall clock; the cache reads the service's clock,
