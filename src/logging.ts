@@ -78,9 +78,12 @@ class RequestLogger implements FastifyBaseLogger {
   ) {}
 
   private get real(): FastifyBaseLogger {
-    // No options (Fastify passes `{}`) is pino's cheaper way to make a child.
-    const options = Object.keys(this.options).length > 0 ? this.options : undefined
-    return (this.child_ ??= this.parent.child(this.bindings, options))
+    if (!this.child_) {
+      // No options (Fastify passes `{}`) is pino's cheaper way to make a child.
+      const options = Object.keys(this.options).length > 0 ? this.options : undefined
+      this.child_ = this.parent.child(this.bindings, options)
+    }
+    return this.child_
   }
 
   private write(level: LevelName, args: unknown[]): void {

@@ -88,11 +88,11 @@ export default fp<AuthPluginOptions>(
     })
     const verifiedTokens = new VerifiedTokenCache(config.tokens.verifiedCacheSize)
 
-    /** The database's answer on the session's liveness, for when memory has none. */
+    /** The session's liveness when it may take the database: 401 if it is gone, 503 if it cannot be told. */
     async function confirmAlive(caller: Caller): Promise<void> {
       let live: boolean
       try {
-        live = await app.sessionLiveness.askDatabase(caller.sessionId, caller.userId)
+        live = await app.sessionLiveness.isLive(caller.sessionId, caller.userId)
       } catch (err) {
         if (isDatabaseUnavailable(err)) throw new ServiceUnavailableError({ cause: err })
         throw new InvalidAccessTokenError({ cause: err })
@@ -124,10 +124,7 @@ export default fp<AuthPluginOptions>(
           throw new InvalidAccessTokenError({ cause: err })
         }
         verifiedTokens.remember(token, request.user)
-        if (!checkLiveness) return
-        const known = app.sessionLiveness.cached(request.user.sessionId, request.user.userId)
-        if (known === undefined) return confirmAlive(request.user)
-        if (!known) throw new InvalidAccessTokenError()
+        if (checkLiveness) await confirmAlive(request.user)
       }
 
       return function authenticate(request, _reply, done) {

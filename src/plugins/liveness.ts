@@ -16,8 +16,6 @@ export interface SessionLiveness {
   isLive(sessionId: string, userId: string): Promise<boolean>
   /** isLive's answer when memory has it (no promise: the hot path), else undefined. */
   cached(sessionId: string, userId: string): boolean | undefined
-  /** isLive's answer from the database, remembered for next time. */
-  askDatabase(sessionId: string, userId: string): Promise<boolean>
   /** Sessions this instance just deleted: dead here at once, before the notification returns. */
   forget(sessionIds: readonly string[]): void
   /** Whether revocations from other instances are currently arriving. */
@@ -98,7 +96,6 @@ export default fp<LivenessPluginOptions>(
 
     app.decorate('sessionLiveness', {
       cached,
-      askDatabase,
       isLive: async (sessionId, userId) => cached(sessionId, userId) ?? (await askDatabase(sessionId, userId)),
       forget: (sessionIds) => {
         for (const id of sessionIds) cache.rememberDead(id)
