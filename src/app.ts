@@ -1,4 +1,3 @@
-import sensible from '@fastify/sensible'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyServerOptions } from 'fastify'
 import { TokenPairSchema, UserSchema } from '../schemas/auth.js'
@@ -71,7 +70,6 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   app.removeContentTypeParser('text/plain')
   for (const schema of [ErrorResponseSchema, UserSchema, TokenPairSchema, SessionSchema]) app.addSchema(schema)
 
-  await app.register(sensible)
   await app.register(errorsPlugin)
   await app.register(dbPlugin, {
     databaseUrl: config.databaseUrl,
