@@ -28,7 +28,11 @@ export type ErrorResponse = Static<typeof ErrorResponseSchema>
 /** A reference to the shared error schema, for the response map of every route. */
 export const ErrorRef = Type.Ref(ErrorResponseSchema)
 
-/** An empty response (204, or RFC 7009's empty 200). */
-export const NoContentSchema = Type.Unsafe<undefined>({ description: 'Empty body' })
+/**
+ * An empty response (204, or RFC 7009's empty 200). `type: 'null'` is how @fastify/swagger is
+ * told there is no body: the OpenAPI response then has no `content` (a 204 must not declare one).
+ * Handlers send no payload, so Fastify never runs the serializer and the body stays empty.
+ */
+export const NoContentSchema = Type.Unsafe<undefined>({ type: 'null', description: 'Empty body' })
 
 export const HealthSchema = Type.Object({ status: Type.String() })

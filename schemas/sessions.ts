@@ -23,7 +23,12 @@ export const SessionParamsSchema = Type.Object(
   { additionalProperties: false }
 )
 
-export const VerifyHeadersSchema = Type.Object({
-  'x-user-id': UuidSchema,
-  'x-session-id': UuidSchema
-})
+/**
+ * The response headers of GET /verify's 204, as @fastify/swagger reads a response's `headers`:
+ * header name -> schema (each `description` becomes the header's description). Documentation
+ * only: Fastify does not check response headers.
+ */
+export const VerifyHeadersSchema = {
+  'x-user-id': Type.String({ format: 'uuid', description: 'Id of the user the access token belongs to' }),
+  'x-session-id': Type.String({ format: 'uuid', description: 'Id of the session the access token belongs to' })
+}
