@@ -20,7 +20,9 @@
 # refuses to serve on a schema that is behind: run the migrations first, with the same image:
 #   docker run --rm -e DATABASE_URL=postgres://... auth-service node dist/scripts/migrate.js
 
-ARG NODE_IMAGE=node:20-bookworm-slim
+# Node 24 LTS on Debian 13 (trixie), the current Debian stable. CI also runs the test suite on
+# Node 24 (.ci/run); package.json "engines" lists the supported versions.
+ARG NODE_IMAGE=node:24-trixie-slim
 
 # ---- build: all dependencies, compile TypeScript to dist/ ----------------------------------
 FROM ${NODE_IMAGE} AS build
