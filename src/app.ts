@@ -22,7 +22,7 @@ import meRoutes from './routes/me.js'
 import sessionRoutes from './routes/sessions.js'
 import verifyRoutes from './routes/verify.js'
 import wellKnownRoutes from './routes/well-known.js'
-import type { KeyRing } from './services/keys.js'
+import type { KeyRing } from './auth/keys.js'
 
 export const API_PREFIX = '/api/v1/auth'
 
@@ -90,7 +90,15 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     intervalSeconds: config.sessions.cleanupInterval,
     auditRetentionSeconds: config.auditRetention
   })
-  await app.register(authPlugin, { config, now, keys: options.keys })
+  await app.register(authPlugin, {
+    keyMaterial: config.keys,
+    keyRingOptions: { dataDir: config.dataDir, isProduction: config.isProduction },
+    tokenSettings: config.tokens,
+    sessionSettings: config.tokens,
+    verifiedCacheSize: config.tokens.verifiedCacheSize,
+    now,
+    keys: options.keys
+  })
   await app.register(rateLimitsPlugin, {
     enabled: config.rateLimit.enabled,
     ipMax: config.rateLimit.ipMax,

@@ -1,5 +1,6 @@
 import { envSchema } from 'env-schema'
 import { Type, type Static } from '@sinclair/typebox'
+import type { SigningAlgorithm } from './auth/keys.js'
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 
@@ -21,9 +22,10 @@ const EnvSchema = Type.Object({
   JWT_ISSUER: Type.String({ default: 'auth-service', minLength: 1 }),
   JWT_AUDIENCE: Type.String({ default: 'api', minLength: 1 }),
   JWT_CLIENT_ID: Type.String({ default: 'auth-service', minLength: 1 }),
-  JWT_ALGORITHM: Type.Union([Type.Literal('EdDSA'), Type.Literal('ES256'), Type.Literal('HS256')], {
-    default: 'EdDSA'
-  }),
+  JWT_ALGORITHM: Type.Union(
+    (['EdDSA', 'ES256', 'HS256'] satisfies SigningAlgorithm[]).map((alg) => Type.Literal(alg)),
+    { default: 'EdDSA' }
+  ),
   JWT_PRIVATE_KEY: Type.Optional(Type.String({ minLength: 1 })),
   JWT_PRIVATE_KEY_FILE: Type.Optional(Type.String({ minLength: 1 })),
   JWT_VERIFY_KEYS: Type.Optional(Type.String({ minLength: 1 })),
@@ -46,8 +48,6 @@ const EnvSchema = Type.Object({
   PG_POOL_SIZE: Type.Integer({ default: 10, minimum: 1 })
 })
 type Env = Static<typeof EnvSchema>
-
-export type SigningAlgorithm = Env['JWT_ALGORITHM']
 
 export interface Config {
   readonly env: string

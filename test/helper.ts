@@ -8,7 +8,8 @@ import type { Test } from 'tap'
 import { API_PREFIX, buildApp, type App } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
 import { loggerOptions } from '../src/logging.js'
-import { generateSigningKeyPem } from '../src/services/keys.js'
+import { generateSigningKeyPem } from '../src/auth/keys.js'
+import { copyPgliteTemplate } from './support/pglite-template.js'
 
 export { API_PREFIX }
 
@@ -63,9 +64,14 @@ export async function buildTestApp(t: Test, options: TestAppOptions = {}): Promi
     ...options.env
   })
   const clock = new TestClock()
+  let pgliteDir = 'memory://'
+  if (!databaseUrl && process.env.PGLITE_MODE !== 'init') {
+    pgliteDir = path.join(dataDir, 'pglite')
+    await copyPgliteTemplate(pgliteDir)
+  }
   const app = await buildApp(config, {
     now: clock.now,
-    pgliteDir: 'memory://',
+    pgliteDir,
     migrate: true,
     ...(options.logStream ? { logger: loggerOptions(config, options.logStream) } : {})
   })

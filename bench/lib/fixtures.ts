@@ -5,8 +5,8 @@
 // sessions are indistinguishable from logged-in ones to POST /logout.
 import { createHash, randomBytes, randomUUID } from 'node:crypto'
 import { loadConfig } from '../../src/config.js'
-import { loadKeyRing } from '../../src/services/keys.js'
-import { createTokenService } from '../../src/services/tokens.js'
+import { loadKeyRing } from '../../src/auth/keys.js'
+import { createTokenIssuer } from '../../src/auth/token-issuer.js'
 import type { BenchDatabase } from './db.js'
 import type { Session } from './http.js'
 import type { SigningKey } from './service.js'
@@ -16,7 +16,7 @@ export type FixtureMaker = (userIds: readonly string[], count: number) => Promis
 export async function fixtureSessions(db: BenchDatabase, key: SigningKey): Promise<FixtureMaker> {
   const config = loadConfig({ JWT_ALGORITHM: key.algorithm, ...key.serviceEnv, LOG_LEVEL: 'warn' })
   const keys = await loadKeyRing(config.keys, { dataDir: '/nonexistent', isProduction: false })
-  const tokens = createTokenService(keys, config.tokens)
+  const tokens = createTokenIssuer(keys, config.tokens)
   return async (userIds, count) => {
     const now = new Date()
     const expiresAt = new Date(now.getTime() + config.tokens.refreshTtl * 1000)

@@ -4,7 +4,7 @@ import { createPublicKey, randomBytes } from 'node:crypto'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { generateSigningKeyPem } from '../../src/services/keys.js'
+import { generateSigningKeyPem } from '../../src/auth/keys.js'
 import { freePort, ROOT, runToCompletion, startChild, waitUntilReady, type Child } from './children.js'
 
 export type Algorithm = 'EdDSA' | 'ES256' | 'HS256'

@@ -1,7 +1,9 @@
 import { createHash, createPublicKey, createPrivateKey, generateKeyPairSync, hkdfSync, type KeyObject } from 'node:crypto'
 import { link, mkdir, readFile, unlink, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import type { SigningAlgorithm } from '../config.js'
+
+/** The JWS algorithms a key ring can sign with (JWT_ALGORITHM). */
+export type SigningAlgorithm = 'EdDSA' | 'ES256' | 'HS256'
 
 export interface PublicJwk {
   kty: string
@@ -14,7 +16,7 @@ export interface PublicJwk {
 }
 
 /** A key that verifies tokens: a PEM public key, or the HS256 secret (fast-jwt takes strings). */
-interface VerificationKey {
+export interface VerificationKey {
   readonly kid: string
   readonly key: string
 }
@@ -32,6 +34,8 @@ export interface KeyRing {
   readonly jtiChainKey: Buffer
   /** The verification key for a token's `kid`, or undefined for an unknown or missing kid. */
   verificationKey(kid: unknown): string | undefined
+  /** Every key that verifies, the signing key's first. */
+  readonly verificationKeys: readonly VerificationKey[]
   /** The JWKS document: public members only, and nothing at all for HS256. */
   readonly jwks: { keys: PublicJwk[] }
 }
@@ -90,6 +94,7 @@ export async function loadKeyRing(material: KeyMaterial, options: KeyRingOptions
     signingKey: signing.export({ format: 'pem', type: 'pkcs8' }).toString(),
     jtiChainKey: chainKey(material, signing.export({ format: 'der', type: 'pkcs8' })),
     verificationKey: (kid) => (typeof kid === 'string' ? byKid.get(kid)?.key : undefined),
+    verificationKeys: [...byKid.values()],
     jwks: { keys: jwks }
   }
 }
@@ -109,6 +114,7 @@ function secretKeyRing(material: KeyMaterial): KeyRing {
     signingKey: material.secret,
     jtiChainKey: chainKey(material, secret),
     verificationKey: (candidate) => (candidate === kid ? material.secret : undefined),
+    verificationKeys: [{ kid, key: material.secret }],
     // A shared secret is never published.
     jwks: { keys: [] }
   }

@@ -1,94 +1,105 @@
-// Adds the key ring, the token service, `app.authenticate` (the Bearer preHandler) and
-// `app.authContext` for the services. https://github.com/fastify/fastify-jwt
-import fastifyJwt, { type TokenOrHeader } from '@fastify/jwt'
-import type { FastifyRequest, HookHandlerDoneFunction, onRequestHookHandler } from 'fastify'
+// Adds token verification to the app: @fastify/jwt, registered once per key of the ring, is the
+// full signature check of the one TokenVerifier (src/auth/token-verifier.ts); plus the token
+// issuer, the Bearer hooks and `app.authContext` for the services.
+// https://github.com/fastify/fastify-jwt
+import fastifyJwt, { type JWT } from '@fastify/jwt'
+import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
-import type { Config } from '../config.js'
-import type { AuthContext, Caller, TokenCaller } from '../services/context.js'
-import {
-  InvalidAccessTokenError,
-  MissingBearerTokenError,
-  ServiceUnavailableError,
-  isDatabaseUnavailable
-} from '../services/errors.js'
-import { loadKeyRing, type KeyRing } from '../services/keys.js'
-import {
-  ACCESS_TOKEN_TYP,
-  createTokenService,
-  isUuid,
-  issuedInThePast,
-  verifierOptions,
-  type AccessTokenClaims,
-  type TokenService
-} from '../services/tokens.js'
-import { VerifiedTokenCache } from '../services/verified-token-cache.js'
+import { TokenRejectedError, type RefreshTokenClaims, type TokenSettings } from '../auth/claims.js'
+import { loadKeyRing, type KeyMaterial, type KeyRing, type KeyRingOptions } from '../auth/keys.js'
+import { createTokenIssuer, type TokenIssuer } from '../auth/token-issuer.js'
+import { createTokenVerifier, type SignatureVerifier, type TokenVerifier } from '../auth/token-verifier.js'
+import { isDatabaseUnavailable } from '../db/errors.js'
+import type { AuthContext, Caller, SessionSettings } from '../services/context.js'
+import { InvalidAccessTokenError, MissingBearerTokenError, ServiceUnavailableError } from './http-errors.js'
 
 declare module '@fastify/jwt' {
   interface FastifyJWT {
-    payload: AccessTokenClaims
-    user: TokenCaller
+    user: Caller
   }
 }
 
 declare module 'fastify' {
   interface FastifyInstance {
     keys: KeyRing
-    tokens: TokenService
+    tokens: TokenIssuer
+    tokenVerifier: TokenVerifier
     authContext: AuthContext
-    /** onRequest hook: a valid Bearer access token whose session is alive. */
-    authenticate: onRequestHookHandler
+    /** onRequest hook: a valid Bearer access token of a live session. */
+    authenticateSession: onRequestHookHandler
     /**
-     * The same without the session check, for a handler whose own statement settles it
-     * (POST /logout of the current session: its DELETE finds the session or the token is refused).
+     * onRequest hook: a valid Bearer access token, its session unchecked, for a handler whose own
+     * statement settles that (POST /logout of the current session: its DELETE finds the session
+     * or the token is refused).
      */
     authenticateToken: onRequestHookHandler
+    /**
+     * The claims of the refresh token `token` of this request, or undefined if it is not a
+     * genuine one: verified on the first call, remembered for the rest of the request (the rate
+     * limiter and the handler both ask).
+     */
+    refreshTokenOf: (request: FastifyRequest, token: string) => RefreshTokenClaims | undefined
+  }
+  interface FastifyRequest {
+    refreshTokenVerdict: RefreshTokenClaims | null | undefined
   }
 }
 
 export interface AuthPluginOptions {
-  config: Config
+  keyMaterial: KeyMaterial
+  keyRingOptions: KeyRingOptions
+  tokenSettings: TokenSettings
+  sessionSettings: SessionSettings
+  /** TOKEN_CACHE_SIZE: access tokens remembered once verified. */
+  verifiedCacheSize: number
   now: () => Date
-  /** A ready key ring (tests); by default it is loaded from the configuration. */
+  /** A ready key ring (tests); by default it is loaded from the key material. */
   keys?: KeyRing
 }
 
 const BEARER = /^Bearer +(\S+) *$/i
+const ATTEMPTED_BEARER = /^Bearer\s+\S/i
 
 /** The token of an `Authorization: Bearer <token>` header (RFC 6750 §2.1), if well formed. */
 function bearerToken(request: FastifyRequest): string | undefined {
   return BEARER.exec(request.headers.authorization ?? '')?.[1]
 }
 
-export default fp<AuthPluginOptions>(
-  async function authPlugin(app, { config, now, keys: givenKeys }) {
-    const keys = givenKeys ?? (await loadKeyRing(config.keys, { dataDir: config.dataDir, isProduction: config.isProduction }))
-    const tokens = createTokenService(keys, config.tokens, now)
-
-    /** The token's own validity, beyond what the verifier checks; its session is checked afterwards (checkSession). */
-    const trusted = (claims: AccessTokenClaims) =>
-      isUuid(claims.sid) && isUuid(claims.sub) && issuedInThePast(claims.iat, now(), config.tokens)
-    const callerOf = (claims: AccessTokenClaims): TokenCaller => ({ userId: claims.sub, sessionId: claims.sid, tokenExp: claims.exp })
-
-    // Verification only: tokens are signed by services/tokens.ts. The key is picked by `kid` alone.
+/**
+ * @fastify/jwt verifies signatures only: time and every other claim are the claim rules' (on the
+ * service's clock), and tokens are cached by the TokenVerifier. One registration per key (its
+ * namespace), so each has a verifier built once with its key, the PEM parsed once.
+ */
+export async function signatureVerifiers(app: FastifyInstance, keys: KeyRing): Promise<Map<string, SignatureVerifier>> {
+  const byKid = new Map<string, SignatureVerifier>()
+  for (const [index, { kid, key }] of keys.verificationKeys.entries()) {
+    const namespace = `key${index}`
     await app.register(fastifyJwt, {
-      secret: {
-        public: async (_request: FastifyRequest, token: TokenOrHeader) => {
-          const key = keys.verificationKey('header' in token ? token.header.kid : undefined)
-          if (!key) throw new InvalidAccessTokenError()
-          return key
-        }
-      },
-      decode: { complete: true },
-      verify: {
-        ...verifierOptions(keys, config.tokens, ACCESS_TOKEN_TYP),
-        extractToken: bearerToken
-      },
-      trusted: (_request, claims) => trusted(claims as unknown as AccessTokenClaims),
-      formatUser: callerOf
+      namespace,
+      secret: { public: key },
+      verify: { algorithms: [keys.algorithm], complete: true, ignoreExpiration: true, ignoreNotBefore: true, cache: false }
     })
-    const verifiedTokens = new VerifiedTokenCache(config.tokens.verifiedCacheSize)
+    const jwt = (app.jwt as unknown as Record<string, JWT>)[namespace]
+    byKid.set(kid, (token) => jwt.verify(token))
+  }
+  return byKid
+}
 
-    /** The session's liveness when it may take the database: 401 if it is gone, 503 if it cannot be told. */
+export default fp<AuthPluginOptions>(
+  async function authPlugin(app, options) {
+    const { now } = options
+    const keys = options.keys ?? (await loadKeyRing(options.keyMaterial, options.keyRingOptions))
+    const verifiers = await signatureVerifiers(app, keys)
+    const verifier = createTokenVerifier({
+      keys,
+      settings: options.tokenSettings,
+      now,
+      cacheSize: options.verifiedCacheSize,
+      signatureVerifier: (kid) => verifiers.get(kid)
+    })
+    const tokens = createTokenIssuer(keys, options.tokenSettings)
+
+    /** The session's liveness from the database: 401 if it is gone, 503 if it cannot be told. */
     async function confirmAlive(caller: Caller): Promise<void> {
       let live: boolean
       try {
@@ -101,67 +112,57 @@ export default fp<AuthPluginOptions>(
     }
 
     /**
-     * RFC 6750 Bearer check as an onRequest hook: 401 for a missing or bad token, 503 if the
-     * session's liveness cannot be answered. It answers through `done` when the caches know the
-     * token and its session (the gateway's /verify path: no promise at all), and returns a promise
-     * to Fastify when it must wait for the database or for @fastify/jwt.
+     * RFC 6750 Bearer check as a callback hook: 401 for a missing or bad token, 503 if the
+     * session's liveness cannot be told. When the caches know the token and its session (the
+     * gateway's /verify path) it answers without a promise; otherwise it waits for the database.
      */
-    function bearerCheck(checkLiveness: boolean): onRequestHookHandler {
-      /** The session is checked on every request, whatever the token cache says. */
-      function accept(request: FastifyRequest, caller: TokenCaller, done: HookHandlerDoneFunction): void | Promise<void> {
-        request.user = caller
-        if (!checkLiveness) return done()
-        const known = app.sessionLiveness.cached(caller.sessionId, caller.userId)
-        if (known === undefined) return confirmAlive(caller)
-        done(known ? undefined : new InvalidAccessTokenError())
-      }
-
-      /** A token of another key or algorithm: full verification by @fastify/jwt. */
-      async function verifyElsewhere(request: FastifyRequest, token: string): Promise<void> {
-        try {
-          await request.jwtVerify()
-        } catch (err) {
-          throw new InvalidAccessTokenError({ cause: err })
-        }
-        verifiedTokens.remember(token, request.user)
-        if (checkLiveness) await confirmAlive(request.user)
-      }
-
+    function bearerCheck(checkSession: boolean): onRequestHookHandler {
       return function authenticate(request, _reply, done) {
         const token = bearerToken(request)
         if (!token) {
           // A Bearer header with a malformed value was still an attempt at a token (RFC 6750 §3.1).
-          const attempted = /^Bearer\s+\S/i.test(request.headers.authorization ?? '')
+          const attempted = ATTEMPTED_BEARER.test(request.headers.authorization ?? '')
           return done(attempted ? new InvalidAccessTokenError() : new MissingBearerTokenError())
         }
-        // A token verified before skips the decode and signature check (services/verified-token-cache.ts).
-        const known = verifiedTokens.lookup(token, now().getTime())
-        if (known) return accept(request, known, done)
-
-        // A token the current key signed is checked by signing it again, a third of the cost of
-        // verifying (services/own-signature.ts); any other goes through @fastify/jwt.
-        let own: AccessTokenClaims | undefined
+        let caller: Caller
         try {
-          own = tokens.ownAccessTokenClaims(token)
+          const claims = verifier.verify(token, 'access')
+          caller = { userId: claims.sub, sessionId: claims.sid }
         } catch (err) {
-          return done(new InvalidAccessTokenError({ cause: err }))
+          return done(err instanceof TokenRejectedError ? new InvalidAccessTokenError({ cause: err }) : (err as Error))
         }
-        if (!own) return verifyElsewhere(request, token)
-        if (!trusted(own)) return done(new InvalidAccessTokenError({ cause: new Error('untrusted claims') }))
-        const caller = callerOf(own)
-        verifiedTokens.remember(token, caller)
-        return accept(request, caller, done)
+        request.user = caller
+        if (!checkSession) return done()
+        // The session is checked on every request, whatever the token cache says.
+        const known = app.sessionLiveness.cached(caller.sessionId, caller.userId)
+        if (known !== undefined) return done(known ? undefined : new InvalidAccessTokenError())
+        confirmAlive(caller).then(() => done(), done)
       }
     }
 
+    app.decorateRequest('refreshTokenVerdict', undefined)
+    app.decorate('refreshTokenOf', (request: FastifyRequest, token: string) => {
+      if (request.refreshTokenVerdict === undefined) {
+        try {
+          request.refreshTokenVerdict = verifier.verify(token, 'refresh')
+        } catch (err) {
+          if (!(err instanceof TokenRejectedError)) throw err
+          request.refreshTokenVerdict = null
+        }
+      }
+      return request.refreshTokenVerdict ?? undefined
+    })
+
     app.decorate('keys', keys)
     app.decorate('tokens', tokens)
-    app.decorate('authenticate', bearerCheck(true))
+    app.decorate('tokenVerifier', verifier)
+    app.decorate('authenticateSession', bearerCheck(true))
     app.decorate('authenticateToken', bearerCheck(false))
     app.decorate('authContext', {
       db: app.db,
       tokens,
-      settings: config.tokens,
+      verifier,
+      settings: options.sessionSettings,
       now,
       sessionsEnded: (sessionIds, event) => {
         app.sessionLiveness.forget(sessionIds)

@@ -4,7 +4,32 @@
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { bearerChallenge, isDatabaseUnavailable } from '../services/errors.js'
+import { isDatabaseUnavailable } from '../db/errors.js'
+import { ServiceError, type ServiceErrorCode } from '../services/errors.js'
+
+/** The status each refusal of the services answers with. */
+const SERVICE_ERROR_STATUS: Record<ServiceErrorCode, number> = {
+  AUTH_INVALID_TOKEN: 401,
+  AUTH_INVALID_REFRESH_TOKEN: 401,
+  AUTH_REFRESH_TOKEN_REUSED: 401,
+  AUTH_INVALID_CREDENTIALS: 401,
+  AUTH_WRONG_PASSWORD: 401,
+  AUTH_EMAIL_TAKEN: 409,
+  AUTH_FORBIDDEN: 403,
+  AUTH_INVALID_REQUEST: 400,
+  AUTH_SESSION_NOT_FOUND: 404
+}
+
+/**
+ * The WWW-Authenticate value of a 401 from a Bearer-protected route (docs/api.md, "Conventions":
+ * every such 401 carries one). `error="invalid_token"` only when the access token itself was bad
+ * (RFC 6750 §3.1); a 401 about something else (a wrong current password, a bad refresh_token in
+ * the body) comes with a valid token, so it gets the bare challenge rather than telling the
+ * client to throw that token away.
+ */
+function bearerChallenge(error: { code?: string }): string {
+  return error.code === 'AUTH_INVALID_TOKEN' ? 'Bearer error="invalid_token"' : 'Bearer'
+}
 
 // Node's JSON.parse messages quote the start of the body, which may hold a password.
 const SAFE_MESSAGES: Record<string, string> = {
@@ -13,6 +38,7 @@ const SAFE_MESSAGES: Record<string, string> = {
 
 function statusOf(error: FastifyError): number {
   if (isDatabaseUnavailable(error)) return 503
+  if (error instanceof ServiceError) return SERVICE_ERROR_STATUS[error.code]
   const status = error.statusCode ?? 500
   return status >= 400 && status <= 599 ? status : 500
 }

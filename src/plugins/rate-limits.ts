@@ -7,7 +7,7 @@
 import rateLimit from '@fastify/rate-limit'
 import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
-import { TooManyRequestsError } from '../services/errors.js'
+import { TooManyRequestsError } from './http-errors.js'
 
 export interface RateLimitsOptions {
   enabled: boolean

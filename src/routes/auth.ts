@@ -11,6 +11,7 @@ import {
 } from '../../schemas/auth.js'
 import { ErrorRef, NoContentSchema } from '../../schemas/common.js'
 import { changePassword, login, register } from '../services/accounts.js'
+import { InvalidRefreshTokenError } from '../services/errors.js'
 import { refreshSession, revokeToken } from '../services/sessions.js'
 import { clientInfo } from './client-info.js'
 
@@ -19,13 +20,11 @@ const TokenPairRef = Type.Ref(TokenPairSchema)
 const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
   // Per IP and per account (plugins/rate-limits.ts). Bodies are validated before preHandler runs.
   const emailOf = (request: FastifyRequest) => (request.body as { email: string }).email.toLowerCase()
-  const sessionOf = async (request: FastifyRequest) => {
-    try {
-      return (await app.tokens.verifyRefreshToken((request.body as { refresh_token: string }).refresh_token)).sid
-    } catch {
-      return undefined // not a genuine token: counted per IP only
-    }
-  }
+  // Verified once per request, whoever asks first (the limiter or the handler).
+  const refreshTokenOf = (request: FastifyRequest) =>
+    app.refreshTokenOf(request, (request.body as { refresh_token: string }).refresh_token)
+  // Not a genuine token: counted per IP only.
+  const sessionOf = (request: FastifyRequest) => refreshTokenOf(request)?.sid
 
   app.post('/register', {
     preHandler: app.limitRequests('register', emailOf),
@@ -36,7 +35,8 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
       response: { 201: TokenPairRef, 400: ErrorRef, 409: ErrorRef, 415: ErrorRef, 429: ErrorRef }
     },
     handler: async (request, reply) => {
-      return reply.code(201).send(await register(app.authContext, request.body, clientInfo(request)))
+      const { email, password, display_name: displayName } = request.body
+      return reply.code(201).send(await register(app.authContext, { email, password, displayName }, clientInfo(request)))
     }
   })
 
@@ -59,7 +59,11 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
       body: RefreshRequestSchema,
       response: { 200: TokenPairRef, 400: ErrorRef, 401: ErrorRef, 415: ErrorRef, 429: ErrorRef }
     },
-    handler: async (request) => refreshSession(app.authContext, request.body.refresh_token, clientInfo(request))
+    handler: async (request) => {
+      const claims = refreshTokenOf(request)
+      if (!claims) throw new InvalidRefreshTokenError()
+      return refreshSession(app.authContext, claims, clientInfo(request))
+    }
   })
 
   app.post('/revoke', {
@@ -76,7 +80,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.post('/password', {
-    onRequest: app.authenticate,
+    onRequest: app.authenticateSession,
     preHandler: app.limitRequests('password', (request) => request.user.userId),
     schema: {
       tags: ['auth'],
@@ -86,7 +90,8 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
       response: { 204: NoContentSchema, 400: ErrorRef, 401: ErrorRef, 415: ErrorRef, 429: ErrorRef }
     },
     handler: async (request, reply) => {
-      await changePassword(app.authContext, request.user, request.body, clientInfo(request))
+      const change = { currentPassword: request.body.current_password, newPassword: request.body.new_password }
+      await changePassword(app.authContext, request.user, change, clientInfo(request))
       return reply.code(204).send()
     }
   })

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { LogoutRequestSchema } from '../../schemas/auth.js'
 import { ErrorRef, NoContentSchema } from '../../schemas/common.js'
-import { InvalidAccessTokenError } from '../services/errors.js'
+import { InvalidAccessTokenError } from '../plugins/http-errors.js'
 import { logout } from '../services/sessions.js'
 import { clientInfo } from './client-info.js'
 
@@ -44,7 +44,8 @@ const logoutRoutes: FastifyPluginAsyncTypebox = async (app) => {
       response: { 204: NoContentSchema, 400: ErrorRef, 401: ErrorRef, 403: ErrorRef, 413: ErrorRef, 415: ErrorRef }
     },
     handler: async (request, reply) => {
-      await logout(app.authContext, request.user, request.body, clientInfo(request))
+      const { refresh_token: refreshToken, all_devices: allDevices, keep_current: keepCurrent } = request.body ?? {}
+      await logout(app.authContext, request.user, { refreshToken, allDevices, keepCurrent }, clientInfo(request))
       return reply.code(204).send()
     }
   })

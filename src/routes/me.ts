@@ -6,7 +6,7 @@ import { getProfile } from '../services/accounts.js'
 
 const meRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/me', {
-    onRequest: app.authenticate,
+    onRequest: app.authenticateSession,
     schema: {
       tags: ['account'],
       summary: 'The calling user',

@@ -6,7 +6,7 @@ import { clientInfo } from './client-info.js'
 
 const sessionRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/sessions', {
-    onRequest: app.authenticate,
+    onRequest: app.authenticateSession,
     schema: {
       tags: ['sessions'],
       summary: "The caller's live sessions (one per device); `current` marks this one",
@@ -17,7 +17,7 @@ const sessionRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.delete('/sessions/:id', {
-    onRequest: app.authenticate,
+    onRequest: app.authenticateSession,
     schema: {
       tags: ['sessions'],
       summary: 'End one of your sessions (the current one included)',

@@ -7,7 +7,7 @@ const verifyRoutes: FastifyPluginAsyncTypebox = async (app) => {
   // Gateway forward-auth (nginx auth_request, Traefik forwardAuth, Envoy ext_authz): the
   // authenticate hook does all the work; no password hashing and no body.
   app.get('/verify', {
-    onRequest: app.authenticate,
+    onRequest: app.authenticateSession,
     schema: {
       tags: ['gateway'],
       summary: 'Forward-auth check: 204 with x-user-id and x-session-id for a valid access token',

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto'
-import type { LoginRequest, PasswordChangeRequest, RegisterRequest } from '../../schemas/auth.js'
 import { insertAuthEvent } from '../repositories/auth-events.js'
 import { endSessions } from '../repositories/sessions.js'
 import {
@@ -11,7 +10,8 @@ import {
   type PublicUser
 } from '../repositories/users.js'
 import { auditFacts, type AuthContext, type Caller, type ClientInfo } from './context.js'
-import { EmailTakenError, InvalidAccessTokenError, InvalidCredentialsError, WrongPasswordError, isUniqueViolation } from './errors.js'
+import { isUniqueViolation } from '../db/errors.js'
+import { EmailTakenError, InvalidCredentialsError, SessionEndedError, WrongPasswordError } from './errors.js'
 import { burnPasswordCheck, hashPassword, verifyPassword } from './passwords.js'
 import { startSession, type TokenPair } from './sessions.js'
 
@@ -20,16 +20,30 @@ export function normalizeEmail(email: string): string {
   return email.trim().toLowerCase()
 }
 
-export async function register(ctx: AuthContext, body: RegisterRequest, client: ClientInfo): Promise<TokenPair> {
-  const passwordHash = await hashPassword(body.password)
+export interface Credentials {
+  readonly email: string
+  readonly password: string
+}
+
+export interface NewAccount extends Credentials {
+  readonly displayName?: string | null
+}
+
+export interface PasswordChange {
+  readonly currentPassword: string
+  readonly newPassword: string
+}
+
+export async function register(ctx: AuthContext, account: NewAccount, client: ClientInfo): Promise<TokenPair> {
+  const passwordHash = await hashPassword(account.password)
   try {
     return await ctx.db.transaction().execute(async (trx) => {
       const now = ctx.now()
       const user = await insertUser(trx, {
         id: randomUUID(),
-        email: normalizeEmail(body.email),
+        email: normalizeEmail(account.email),
         password_hash: passwordHash,
-        display_name: body.display_name ?? null,
+        display_name: account.displayName ?? null,
         created_at: now,
         updated_at: now
       })
@@ -42,10 +56,10 @@ export async function register(ctx: AuthContext, body: RegisterRequest, client: 
 }
 
 /** Unknown email and wrong password get the same error after the same argon2id work. */
-export async function login(ctx: AuthContext, body: LoginRequest, client: ClientInfo): Promise<TokenPair> {
-  const email = normalizeEmail(body.email)
+export async function login(ctx: AuthContext, credentials: Credentials, client: ClientInfo): Promise<TokenPair> {
+  const email = normalizeEmail(credentials.email)
   const user = await findUserByEmail(ctx.db, email)
-  const valid = user ? await verifyPassword(user.password_hash, body.password) : await burnPasswordCheck(body.password)
+  const valid = user ? await verifyPassword(user.password_hash, credentials.password) : await burnPasswordCheck(credentials.password)
   if (!user || !valid) {
     // Who tried which account from where (credential stuffing shows up here); never the password.
     const event = { ...auditFacts(ctx, 'login_failed', client, { email }), userId: user?.id ?? null, sessionId: null }
@@ -59,7 +73,7 @@ export async function login(ctx: AuthContext, body: LoginRequest, client: Client
 
 export async function getProfile(ctx: AuthContext, caller: Caller): Promise<PublicUser> {
   const user = await findPublicUserById(ctx.db, caller.userId)
-  if (!user) throw new InvalidAccessTokenError() // the account is gone with its sessions
+  if (!user) throw new SessionEndedError() // the account is gone with its sessions
   return user
 }
 
@@ -67,13 +81,13 @@ export async function getProfile(ctx: AuthContext, caller: Caller): Promise<Publ
 export async function changePassword(
   ctx: AuthContext,
   caller: Caller,
-  body: PasswordChangeRequest,
+  change: PasswordChange,
   client: ClientInfo
 ): Promise<string[]> {
   const user = await findUserById(ctx.db, caller.userId)
-  if (!user) throw new InvalidAccessTokenError()
-  if (!(await verifyPassword(user.password_hash, body.current_password))) throw new WrongPasswordError()
-  const passwordHash = await hashPassword(body.new_password)
+  if (!user) throw new SessionEndedError()
+  if (!(await verifyPassword(user.password_hash, change.currentPassword))) throw new WrongPasswordError()
+  const passwordHash = await hashPassword(change.newPassword)
   const changed = { ...auditFacts(ctx, 'password_changed', client), userId: user.id, sessionId: caller.sessionId }
   const loggedOut = auditFacts(ctx, 'logout', client, { scope: 'password_change', by_session: caller.sessionId })
   const deleted = await ctx.db.transaction().execute(async (trx) => {

@@ -1,13 +1,23 @@
 import type { Kysely } from 'kysely'
 import type { AuthEventKind, Database } from '../db/types.js'
 import type { AuditEvent, AuditFacts } from '../repositories/auth-events.js'
-import type { TokenService, TokenSettings } from './tokens.js'
+import type { TokenIssuer } from '../auth/token-issuer.js'
+import type { TokenVerifier } from '../auth/token-verifier.js'
+
+/** The session rules the services apply. */
+export interface SessionSettings {
+  /** Seconds a session lives, counted from login (REFRESH_TOKEN_TTL): rotation never extends it. */
+  readonly refreshTtl: number
+  /** Seconds in which a just-rotated refresh token is answered idempotently (0: every reuse is theft). */
+  readonly reuseGrace: number
+}
 
 /** Everything a service function needs, passed in explicitly (no framework, injectable clock). */
 export interface AuthContext {
   readonly db: Kysely<Database>
-  readonly tokens: TokenService
-  readonly settings: TokenSettings
+  readonly tokens: TokenIssuer
+  readonly verifier: TokenVerifier
+  readonly settings: SessionSettings
   readonly now: () => Date
   /**
    * Called after sessions were ended (their audit rows are stored by the same statement): this
@@ -22,11 +32,6 @@ export interface AuthContext {
 export interface Caller {
   readonly userId: string
   readonly sessionId: string
-}
-
-/** A caller with the `exp` (seconds) of the access token that established it. */
-export interface TokenCaller extends Caller {
-  readonly tokenExp: number
 }
 
 /** Where a session was created from (contract: "with the User-Agent and client IP"). */

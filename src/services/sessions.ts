@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import type { LogoutRequest } from '../../schemas/auth.js'
+import { canonicalUuid, TokenRejectedError, type RefreshTokenClaims } from '../auth/claims.js'
 import type { PublicUser } from '../repositories/users.js'
 import {
   endSessions,
@@ -11,13 +11,12 @@ import {
 } from '../repositories/sessions.js'
 import type { Executor } from '../repositories/executor.js'
 import { auditFacts, type AuthContext, type Caller, type ClientInfo } from './context.js'
-import { isUuid } from './tokens.js'
 import {
   ForeignSessionError,
-  InvalidAccessTokenError,
   InvalidLogoutRequestError,
   InvalidRefreshTokenError,
   RefreshTokenReuseError,
+  SessionEndedError,
   SessionNotFoundError
 } from './errors.js'
 
@@ -73,14 +72,23 @@ function tokenPair(ctx: AuthContext, user: PublicUser, session: RotatedSession, 
   }
 }
 
+/** The claims of a genuine refresh token; InvalidRefreshTokenError for anything else. */
+export function verifyRefreshToken(ctx: AuthContext, token: string): RefreshTokenClaims {
+  try {
+    return ctx.verifier.verify(token, 'refresh')
+  } catch (err) {
+    if (err instanceof TokenRejectedError) throw new InvalidRefreshTokenError(undefined, { cause: err })
+    throw err
+  }
+}
+
 /**
- * POST /refresh (contract, "POST /refresh, precisely"). Conditional statements decide, never a
- * read-then-write: rotate if the token is current; else replay the rotation if the token is the
- * one just rotated away within the grace window; else it is reuse of an old token, treated as
- * theft (RFC 9700 §4.14.2): the whole session is deleted.
+ * POST /refresh (docs/api.md, "POST /refresh"), for a refresh token already verified. Conditional
+ * statements decide, never a read-then-write: rotate if the token is current; else replay the
+ * rotation if the token is the one just rotated away within the grace window; else it is reuse
+ * of an old token, treated as theft (RFC 9700 §4.14.2): the whole session is deleted.
  */
-export async function refreshSession(ctx: AuthContext, refreshToken: string, client: ClientInfo): Promise<TokenPair> {
-  const claims = await ctx.tokens.verifyRefreshToken(refreshToken)
+export async function refreshSession(ctx: AuthContext, claims: RefreshTokenClaims, client: ClientInfo): Promise<TokenPair> {
   const now = ctx.now()
   const presentedHash = ctx.tokens.hashJti(claims.jti)
   const nextJti = ctx.tokens.nextRefreshJti(claims.jti)
@@ -111,36 +119,41 @@ export interface LogoutResult {
   deletedSessionIds: string[]
 }
 
-/** Contract §6: the combinations the schema alone cannot express. */
-function logoutKind(body: LogoutRequest | undefined): LogoutKind {
-  const allDevices = body?.all_devices === true
-  if (body?.keep_current !== undefined && !allDevices) {
+/** What to log out; nothing set means the caller's own session. */
+export interface LogoutTarget {
+  /** The session this refresh token belongs to. */
+  readonly refreshToken?: string
+  /** Every session of the user. */
+  readonly allDevices?: boolean
+  /** With allDevices: all but the caller's own session. */
+  readonly keepCurrent?: boolean
+}
+
+/** docs/api.md, "POST /logout": the combinations the request schema alone cannot express. */
+function logoutKind(target: LogoutTarget): LogoutKind {
+  const allDevices = target.allDevices === true
+  if (target.keepCurrent !== undefined && !allDevices) {
     throw new InvalidLogoutRequestError('keep_current requires all_devices: true')
   }
-  if (body?.refresh_token !== undefined && allDevices) {
+  if (target.refreshToken !== undefined && allDevices) {
     throw new InvalidLogoutRequestError('refresh_token cannot be combined with all_devices: true')
   }
-  if (body?.refresh_token !== undefined) return 'refresh_token'
-  if (allDevices) return body?.keep_current === true ? 'other_devices' : 'all_devices'
+  if (target.refreshToken !== undefined) return 'refresh_token'
+  if (allDevices) return target.keepCurrent === true ? 'other_devices' : 'all_devices'
   return 'current'
 }
 
 /**
- * POST /logout (contract, "POST /logout, precisely"). Sessions are deleted by id, so every
- * token of a deleted session dies with it, and a logout of a session already gone is a 204.
+ * POST /logout (docs/api.md, "POST /logout"). Sessions are deleted by id, so every token of a
+ * deleted session dies with it, and a logout of a session already gone is a 204.
  */
-export async function logout(
-  ctx: AuthContext,
-  caller: Caller,
-  body: LogoutRequest | undefined,
-  client: ClientInfo
-): Promise<LogoutResult> {
-  const kind = logoutKind(body)
+export async function logout(ctx: AuthContext, caller: Caller, target: LogoutTarget, client: ClientInfo): Promise<LogoutResult> {
+  const kind = logoutKind(target)
   const facts = auditFacts(ctx, 'logout', client, { scope: kind, by_session: caller.sessionId })
   let selection
   switch (kind) {
     case 'refresh_token': {
-      const claims = await ctx.tokens.verifyRefreshToken(body!.refresh_token!)
+      const claims = verifyRefreshToken(ctx, target.refreshToken!)
       if (claims.sub !== caller.userId) throw new ForeignSessionError()
       // By the session the token names, not by the token's jti: an older (rotated) refresh
       // token of the session ends it too, like its current one.
@@ -160,7 +173,7 @@ export async function logout(
   const deleted = await endSessions(ctx.db, selection, facts)
   // For the current session the route skipped the liveness check (routes/logout.ts): the DELETE
   // is the check. Nothing deleted means the session was already gone: the token is revoked.
-  if (kind === 'current' && deleted.length === 0) throw new InvalidAccessTokenError()
+  if (kind === 'current' && deleted.length === 0) throw new SessionEndedError()
   ctx.sessionsEnded(deleted, { ...facts, userId: caller.userId, sessionId: caller.sessionId })
   return { kind, deletedSessionIds: deleted }
 }
@@ -169,9 +182,10 @@ export async function logout(
 export async function revokeToken(ctx: AuthContext, token: string, client: ClientInfo): Promise<string[]> {
   let claims
   try {
-    claims = await ctx.tokens.verifyRefreshToken(token)
-  } catch {
-    return [] // RFC 7009 §2.2: an invalid token is not an error
+    claims = ctx.verifier.verify(token, 'refresh')
+  } catch (err) {
+    if (err instanceof TokenRejectedError) return [] // RFC 7009 §2.2: an invalid token is not an error
+    throw err
   }
   const facts = auditFacts(ctx, 'revoke', client)
   const deleted = await endSessions(ctx.db, { userId: claims.sub, sessionId: claims.sid }, facts)
@@ -186,9 +200,10 @@ export async function listSessions(ctx: AuthContext, caller: Caller) {
 
 /** DELETE /sessions/:id: only the caller's own sessions; another user's is indistinguishable from none. */
 export async function deleteSessionById(ctx: AuthContext, caller: Caller, sessionId: string, client: ClientInfo): Promise<void> {
-  if (!isUuid(sessionId)) throw new SessionNotFoundError() // no such session can exist
+  const id = canonicalUuid(sessionId)
+  if (id === undefined) throw new SessionNotFoundError() // no such session can exist
   const facts = auditFacts(ctx, 'session_deleted', client, { by_session: caller.sessionId })
-  const deleted = await endSessions(ctx.db, { userId: caller.userId, sessionId }, facts)
+  const deleted = await endSessions(ctx.db, { userId: caller.userId, sessionId: id }, facts)
   if (deleted.length === 0) throw new SessionNotFoundError()
   ctx.sessionsEnded(deleted, { ...facts, userId: caller.userId, sessionId: caller.sessionId })
 }

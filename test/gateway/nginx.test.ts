@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { generateSigningKeyPem } from '../../src/services/keys.js'
+import { generateSigningKeyPem } from '../../src/auth/keys.js'
 import { freePort, startServer, type ServerProcess } from '../support/server-process.js'
 import { PASSWORD, decodeJwt, uniqueEmail, type TokenPairBody } from '../helper.js'
 

@@ -2,7 +2,7 @@
 // database and the notification connection, and exits 0.
 import { request as httpRequest } from 'node:http'
 import t from 'tap'
-import { generateSigningKeyPem } from '../../src/services/keys.js'
+import { generateSigningKeyPem } from '../../src/auth/keys.js'
 import { PASSWORD, uniqueEmail } from '../helper.js'
 import { startServer } from '../support/server-process.js'
 

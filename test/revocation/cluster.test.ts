@@ -3,7 +3,7 @@
 import { request as httpRequest } from 'node:http'
 import pg from 'pg'
 import t from 'tap'
-import { generateSigningKeyPem } from '../../src/services/keys.js'
+import { generateSigningKeyPem } from '../../src/auth/keys.js'
 import { PASSWORD, uniqueEmail, type TokenPairBody } from '../helper.js'
 import { startServer } from '../support/server-process.js'
 

@@ -4,7 +4,7 @@
 import pg from 'pg'
 import t from 'tap'
 import { listenerApplicationName } from '../../src/db/revocation-feed.js'
-import { generateSigningKeyPem } from '../../src/services/keys.js'
+import { generateSigningKeyPem } from '../../src/auth/keys.js'
 import { startServer, type ServerProcess } from '../support/server-process.js'
 import { PASSWORD, uniqueEmail, type TokenPairBody } from '../helper.js'
 

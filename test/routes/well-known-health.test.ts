@@ -6,7 +6,7 @@ import path from 'node:path'
 import t from 'tap'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
-import { generateSigningKeyPem } from '../../src/services/keys.js'
+import { generateSigningKeyPem } from '../../src/auth/keys.js'
 import { API_PREFIX, buildTestApp, decodeJwt, registerUser } from '../helper.js'
 
 const { app } = await buildTestApp(t)

@@ -4,9 +4,9 @@
 import { createPublicKey } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import t from 'tap'
-import { loadKeyRing } from '../../src/services/keys.js'
-import { generateSigningKeyPem } from '../../src/services/keys.js'
-import { createTokenService } from '../../src/services/tokens.js'
+import { loadKeyRing } from '../../src/auth/keys.js'
+import { generateSigningKeyPem } from '../../src/auth/keys.js'
+import { createTokenIssuer } from '../../src/auth/token-issuer.js'
 import { API_PREFIX, buildTestApp, decodeJwt, me, refresh, registerUser, signWith } from '../helper.js'
 
 const kidOf = async (pem: string) =>
@@ -101,9 +101,9 @@ t.test('REFRESH_CHAIN_SECRET keeps refresh chains intact across a signing-key sw
   const secret = 'a chain secret of at least thirty-two bytes'
   const jti = crypto.randomUUID()
 
-  const withSecret = [await ring(before, secret), await ring(after, secret)].map((keys) => createTokenService(keys, settings).nextRefreshJti(jti))
+  const withSecret = [await ring(before, secret), await ring(after, secret)].map((keys) => createTokenIssuer(keys, settings).nextRefreshJti(jti))
   t.equal(withSecret[0], withSecret[1], 'the same next jti whichever key signs')
-  const without = [await ring(before), await ring(after)].map((keys) => createTokenService(keys, settings).nextRefreshJti(jti))
+  const without = [await ring(before), await ring(after)].map((keys) => createTokenIssuer(keys, settings).nextRefreshJti(jti))
   t.not(without[0], without[1], 'without it the chain follows the signing key')
   await t.rejects(ring(before, 'short'), /REFRESH_CHAIN_SECRET must be at least 32 bytes/)
 })
