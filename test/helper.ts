@@ -7,6 +7,7 @@ import type { DestinationStream } from 'pino'
 import type { Test } from 'tap'
 import { API_PREFIX, buildApp, type App } from '../src/app.js'
 import { loadConfig } from '../src/config.js'
+import { pgliteDirFor } from '../src/db/database.js'
 import { loggerOptions } from '../src/logging.js'
 import { generateSigningKeyPem } from '../src/auth/keys.js'
 import { copyPgliteTemplate } from './support/pglite-template.js'
@@ -64,11 +65,9 @@ export async function buildTestApp(t: Test, options: TestAppOptions = {}): Promi
     ...options.env
   })
   const clock = new TestClock()
-  let pgliteDir = 'memory://'
-  if (!databaseUrl && process.env.PGLITE_MODE !== 'init') {
-    pgliteDir = path.join(dataDir, 'pglite')
-    await copyPgliteTemplate(pgliteDir)
-  }
+  // On PGlite, a copy of the migrated template (test/support/pglite-template.ts) instead of initdb.
+  const pgliteDir = pgliteDirFor(dataDir)
+  if (!databaseUrl) await copyPgliteTemplate(pgliteDir)
   const app = await buildApp(config, {
     now: clock.now,
     pgliteDir,

@@ -6,8 +6,10 @@ import path from 'node:path'
 import t from 'tap'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
+import { pgliteDirFor } from '../../src/db/database.js'
 import { generateSigningKeyPem } from '../../src/auth/keys.js'
 import { API_PREFIX, buildTestApp, decodeJwt, registerUser } from '../helper.js'
+import { copyPgliteTemplate } from '../support/pglite-template.js'
 
 const { app } = await buildTestApp(t)
 
@@ -64,7 +66,9 @@ t.test('GET /health/ready is 503 while the database is unreachable; /health/live
     SESSION_CLEANUP_INTERVAL: '0',
     JWT_PRIVATE_KEY: generateSigningKeyPem('EdDSA')
   })
-  const embedded = await buildApp(config, { pgliteDir: 'memory://', migrate: true })
+  const pgliteDir = pgliteDirFor(dataDir)
+  await copyPgliteTemplate(pgliteDir)
+  const embedded = await buildApp(config, { pgliteDir, migrate: true })
   t.teardown(async () => {
     await embedded.close().catch(() => {})
     rmSync(dataDir, { recursive: true, force: true })

@@ -6,6 +6,8 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { pgliteDirFor } from '../../src/db/database.js'
+import { copyPgliteTemplate } from './pglite-template.js'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 
@@ -40,6 +42,8 @@ export async function startServer(env: Record<string, string>, options: StartOpt
   const { entry = 'src/server.ts', readyTimeoutMs = 30_000 } = options
   const port = await freePort()
   const dataDir = mkdtempSync(path.join(tmpdir(), 'auth-server-'))
+  // On PGlite the server opens DATA_DIR/pglite: start it from the migrated template, not initdb.
+  if (!env.DATABASE_URL && entry === 'src/server.ts') await copyPgliteTemplate(pgliteDirFor(dataDir))
   // A clean environment: no test-runner loaders or coverage hooks leak into the child.
   const child = spawn(process.execPath, ['--import', 'tsx', entry], {
     cwd: ROOT,
@@ -86,7 +90,7 @@ export async function startServer(env: Record<string, string>, options: StartOpt
     } catch {
       // not listening yet
     }
-    await new Promise((resolve) => setTimeout(resolve, 100))
+    await new Promise((resolve) => setTimeout(resolve, 25))
   }
   await server.stop()
   throw new Error(`server not ready after ${readyTimeoutMs} ms:\n${output}`)
