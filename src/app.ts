@@ -81,7 +81,6 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   await app.register(auditPlugin)
   await app.register(livenessPlugin, {
     now,
-    databaseUrl: config.databaseUrl,
     cacheSize: config.sessions.cacheSize,
     cacheTtl: config.sessions.cacheTtl
   })

@@ -5,12 +5,19 @@ import type { Kysely } from 'kysely'
 import { sql } from 'kysely'
 import { openDatabase, type DatabaseHandle, type StorageKind } from '../db/database.js'
 import { assertMigrated, migrateToLatest } from '../db/migrate.js'
+import { listenOnPglite, listenOnPostgres, type FeedHandlers, type RevocationFeed } from '../db/revocation-feed.js'
 import type { Database } from '../db/types.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     db: Kysely<Database>
-    database: { kind: StorageKind, handle: DatabaseHandle, ping: () => Promise<boolean> }
+    database: {
+      kind: StorageKind
+      handle: DatabaseHandle
+      ping: () => Promise<boolean>
+      /** Every session deletion, by any instance, as it commits (db/revocation-feed.ts). */
+      listenForRevocations: (handlers: FeedHandlers) => Promise<RevocationFeed>
+    }
   }
 }
 
@@ -49,8 +56,14 @@ export default fp<DbPluginOptions>(
       }
     }
 
+    // PGlite's LISTEN works inside this process; on PostgreSQL the listener has a connection of its own.
+    async function listenForRevocations(handlers: FeedHandlers): Promise<RevocationFeed> {
+      if (handle.pglite) return listenOnPglite(handle.pglite, handlers)
+      return listenOnPostgres({ connectionString: options.databaseUrl! }, handlers)
+    }
+
     app.decorate('db', handle.db)
-    app.decorate('database', { kind: handle.kind, handle, ping })
+    app.decorate('database', { kind: handle.kind, handle, ping, listenForRevocations })
   },
   { name: 'db' }
 )

@@ -1,14 +1,13 @@
 // Adds `app.sessionLiveness`: is the session behind an access token still alive? Every Bearer
-// check asks it, so a deleted session's access tokens die at once (contract, "Session lifecycle").
+// check asks it, so a deleted session's access tokens die at once (docs/api.md, "Session lifecycle").
 //
-// The revocation model (README, "How logout reaches every instance"):
+// The revocation model (docs/revocation.md):
 // - answers come from a bounded in-memory cache, so the hot path costs no database round trip;
 // - every deletion of a session, on any instance, arrives through LISTEN/NOTIFY and marks it dead;
 // - the cache is trusted only while that feed is healthy (heartbeat within a few seconds);
 //   otherwise every check goes to the database, and on reconnect the cache is dropped whole;
 // - if the database cannot answer either, the check throws and the request gets a 503.
 import fp from 'fastify-plugin'
-import { listenOnPglite, listenOnPostgres, type RevocationFeed } from '../db/revocation-feed.js'
 import { findLiveSessionOwner } from '../repositories/sessions.js'
 import { LivenessCache } from '../services/liveness-cache.js'
 
@@ -32,8 +31,6 @@ declare module 'fastify' {
 
 export interface LivenessPluginOptions {
   now: () => Date
-  /** PostgreSQL connection string for the listener; unset on the embedded engine. */
-  databaseUrl?: string
   /** SESSION_CACHE_SIZE: most sessions remembered; 0 asks the database every time. */
   cacheSize: number
   /** SESSION_CACHE_TTL in seconds: how long a "live" answer is reused. */
@@ -53,14 +50,7 @@ export default fp<LivenessPluginOptions>(
         app.log.warn({ err, retryInMs }, 'revocation listener disconnected; checking sessions in the database meanwhile')
     }
 
-    let feed: RevocationFeed
-    if (app.database.handle.pglite) {
-      feed = await listenOnPglite(app.database.handle.pglite, handlers)
-    } else if (options.databaseUrl) {
-      feed = listenOnPostgres({ connectionString: options.databaseUrl }, handlers)
-    } else {
-      throw new Error('liveness: neither PGlite nor a PostgreSQL URL to listen on')
-    }
+    const feed = await app.database.listenForRevocations(handlers)
     // Closed before the database (onClose hooks run in reverse order of registration).
     app.addHook('onClose', () => feed.close())
 
