@@ -10,7 +10,7 @@
 # Signing key: with NODE_ENV=production (set below) the service refuses to generate a
 # development signing key and will not start unless JWT_PRIVATE_KEY (the PEM itself, "\n"
 # escapes allowed) or JWT_PRIVATE_KEY_FILE (a path, e.g. a mounted secret) is set; with
-# JWT_ALGORITHM=HS256 it needs JWT_SECRET (>= 32 bytes) instead. See src/services/keys.ts and
+# JWT_ALGORITHM=HS256 it needs JWT_SECRET (>= 32 bytes) instead. See src/auth/keys.ts and
 # src/config.ts. Generate an Ed25519 key with:
 #   openssl genpkey -algorithm ed25519 -out jwt.pem
 # Bake no key into the image.
@@ -66,5 +66,5 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
 
 # SIGTERM (docker stop) drains in-flight requests and closes the database (close-with-grace,
 # 10 s); keep docker's stop timeout above that.
-# --max-semi-space-size: see README, "Performance" (fewer young-generation collections).
+# --max-semi-space-size: see bench/PROFILE.md, "verify" (fewer young-generation collections).
 CMD ["node", "--max-semi-space-size=64", "dist/src/server.js"]

@@ -1,5 +1,5 @@
 // The signing algorithm's cost per token operation, with the service's own token code (no HTTP,
-// no database), to choose the default key type with numbers (README, "Decisions").
+// no database), to choose the default key type with numbers (docs/decisions.md, "Tokens").
 // Usage: npx tsx bench/crypto.ts [iterations=3000]
 import { randomUUID } from 'node:crypto'
 import { createVerifier } from 'fast-jwt'

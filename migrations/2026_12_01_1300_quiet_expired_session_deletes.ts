@@ -2,10 +2,9 @@ import { sql, type Kysely } from 'kysely'
 
 // Deleting a session that expired a while ago tells no instance anything: every token of it has
 // expired too (an access token never outlives its session, and refresh checks expires_at), so no
-// instance can accept one whatever its caches hold. Yet each such delete sent a notification, and
-// every instance spent ~17 µs of event loop on each: a clean-up of 45,000 expired sessions stalled
-// every instance for most of a second, and filled its liveness cache with dead entries that pushed
-// out the live ones. Now only sessions that are live, or expired less than a minute ago by the
+// instance can accept one whatever its caches hold. Yet each such delete sent a notification that
+// every instance had to handle: a large clean-up stalled every instance and filled its liveness
+// cache with dead entries that pushed out the live ones. Now only sessions that are live, or expired less than a minute ago by the
 // database's clock (a margin for clocks that disagree), are announced.
 export async function up(db: Kysely<any>): Promise<void> {
   await sql`

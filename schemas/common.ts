@@ -13,7 +13,7 @@ export const StoredTextSchema = (options: { minLength?: number, maxLength: numbe
 
 export const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()])
 
-/** Fastify's error shape (contract: every error body), with our optional `code`. */
+/** Fastify's error shape (docs/api.md, "Conventions": every error body), with our optional `code`. */
 export const ErrorResponseSchema = Type.Object(
   {
     statusCode: Type.Integer(),

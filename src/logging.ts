@@ -65,8 +65,8 @@ type LevelName = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace'
 /**
  * `request.log` that becomes a pino child only when the request logs a line its level lets
  * through. With the wildcard redact paths above, pino runs every child's bindings through the
- * redactor: a fifth of all the bytes a /verify request allocated (bench/PROFILE.md), for a child
- * that at the usual `warn` level almost never writes a line.
+ * redactor, which clones them: costly on every request, for a child that at the usual `warn`
+ * level almost never writes a line.
  */
 class RequestLogger implements FastifyBaseLogger {
   private child_?: FastifyBaseLogger

@@ -196,7 +196,7 @@ export class Workload {
   /**
    * Settles the requests a timed run cut off. A refresh whose answer was lost is retried with
    * the same refresh token: inside REFRESH_REUSE_GRACE the service answers with the same new pair
-   * (contract: a lost response is not theft), so the session stays usable. A logout whose answer
+   * (docs/api.md, "POST /refresh": a lost response is not theft), so the session stays usable. A logout whose answer
    * was lost is retried: 204 or 401 (already ended) both mean the session is gone. Call it right
    * after the run, well inside the grace window.
    */

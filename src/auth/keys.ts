@@ -23,7 +23,7 @@ export interface VerificationKey {
 
 /**
  * Every key the service knows: the one that signs, and the retired ones that still verify the
- * tokens they signed until those expire (rotation, see README).
+ * tokens they signed until those expire (rotation: docs/operations.md, "Key material and rotation").
  */
 export interface KeyRing {
   readonly algorithm: SigningAlgorithm
@@ -224,7 +224,7 @@ export function jwkThumbprint(jwk: Record<string, string | undefined>): string {
 /**
  * The refresh-jti chain key comes from REFRESH_CHAIN_SECRET when set, else from the signing key.
  * With the secret set, changing the signing key (rotation) leaves every chain intact; without it,
- * a grace-window retry that straddles the switch is treated as reuse (README, "Key rotation").
+ * a grace-window retry that straddles the switch is treated as reuse (docs/operations.md, "Key material and rotation").
  */
 function chainKey(material: KeyMaterial, signingMaterial: Buffer): Buffer {
   if (material.chainSecret === undefined) return deriveChainKey(signingMaterial)

@@ -6,9 +6,9 @@ import type { KeyRing } from './keys.js'
  *
  * Ed25519 signatures are deterministic (RFC 8032 §5.1.6): a key makes exactly one signature for
  * a given input, and making it takes the private key, which is all that verifying proves too.
- * So a token whose signature is the one we make now was signed with this key. Signing costs about
- * a third of verifying (bench/crypto.ts), and POST /refresh checks a different token on every
- * request. The comparison is constant-time: a timing leak would give away, byte by byte, our
+ * So a token whose signature is the one we make now was signed with this key. Signing is much
+ * cheaper than verifying (bench/crypto.ts measures both), and POST /refresh checks a different
+ * token on every request. The comparison is constant-time: a timing leak would give away, byte by byte, our
  * signature for an input of an attacker's choosing.
  *
  * It answers only "signed by the current key" or "not known to be": everything else (a retired

@@ -29,7 +29,7 @@ export interface UserSessionsTable {
   ip: string | null
 }
 
-/** What the audit trail records (README, "Audit trail"). */
+/** What the audit trail records (docs/operations.md, "Audit trail"). */
 export type AuthEventKind =
   | 'register'
   | 'login'

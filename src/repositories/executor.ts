@@ -9,8 +9,8 @@ export type Executor = Kysely<Database> | Transaction<Database>
  * Runs a hand-written statement through Kysely's executor: the same driver, dialect (PGlite or
  * pg) and transaction as every other query, without building the query on each call, and on
  * PostgreSQL as a named prepared statement (db/prepared-statements.ts). For the hot paths only
- * (logout, refresh, the session check, login, /me), where the query builder was about a tenth of
- * the CPU time per request (bench/PROFILE.md); everything else uses the builder. `text` must be
+ * (logout, refresh, the session check, login, /me), where building the query costs more than the
+ * rest of the request's own work; everything else uses the builder. `text` must be
  * one of a fixed set of texts, built once: values go in `parameters`, never into the text.
  */
 export async function runStatement<Row>(db: Executor, text: string, parameters: readonly unknown[]): Promise<Row[]> {

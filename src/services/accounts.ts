@@ -15,7 +15,7 @@ import { EmailTakenError, InvalidCredentialsError, SessionEndedError, WrongPassw
 import { burnPasswordCheck, hashPassword, verifyPassword } from './passwords.js'
 import { startSession, type TokenPair } from './sessions.js'
 
-/** Emails are case-insensitive: stored and looked up lower-cased (README, "Decisions"). */
+/** Emails are case-insensitive: stored and looked up lower-cased (docs/decisions.md, "Accounts and passwords"). */
 export function normalizeEmail(email: string): string {
   return email.trim().toLowerCase()
 }

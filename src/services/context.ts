@@ -34,7 +34,7 @@ export interface Caller {
   readonly sessionId: string
 }
 
-/** Where a session was created from (contract: "with the User-Agent and client IP"). */
+/** Where a session was created from (docs/api.md, "Session lifecycle"). */
 export interface ClientInfo {
   readonly userAgent?: string
   readonly ip?: string

@@ -58,7 +58,7 @@ function oracle(kind: TokenKind): (token: string) => boolean {
   })
   return (token) => {
     try {
-      const { header, payload } = verify(token) as { header: Record<string, unknown>, payload: Record<string, any> }
+      const { header, payload } = verify(token) as { header: Record<string, unknown>, payload: Record<string, unknown> }
       return header.kid === keys.signingKid && header.crit === undefined &&
         canonicalUuid(payload.sub) !== undefined && canonicalUuid(payload.sid) !== undefined &&
         typeof payload.iat === 'number' && payload.iat * 1000 <= NOW_MS + settings.clockTolerance * 1000 &&
