@@ -46,6 +46,8 @@ interface Options {
   keepData: boolean
   resultsDir: string
   databaseUrl: string | undefined
+  /** Rate limits on, set so high that they never refuse: the limiter's cost is measured too. */
+  rateLimit: boolean
 }
 
 function readOptions(): Options {
@@ -85,7 +87,18 @@ function readOptions(): Options {
     nodeArgs: source.optionalString('BENCH_NODE_ARGS')?.split(/\s+/) ?? [],
     keepData: source.bool('BENCH_KEEP_DATA'),
     resultsDir: path.resolve(ROOT, source.string('BENCH_RESULTS_DIR', 'bench/results')),
-    databaseUrl
+    databaseUrl,
+    rateLimit: source.bool('BENCH_RATE_LIMIT')
+  }
+}
+
+/** Every client of the bench is 127.0.0.1: limits it can never reach, so none refuses a request. */
+const UNREACHABLE_LIMIT = '1000000000'
+
+function serviceEnv(options: Options): Record<string, string> {
+  return {
+    SESSION_CLEANUP_INTERVAL: '0',
+    ...(options.rateLimit ? { RATE_LIMIT: 'on', RATE_LIMIT_IP_MAX: UNREACHABLE_LIMIT, RATE_LIMIT_ACCOUNT_MAX: UNREACHABLE_LIMIT } : {})
   }
 }
 
@@ -159,7 +172,7 @@ async function main(): Promise<number> {
     // --- processes -----------------------------------------------------------------------------
     log(`starting the service${workers > 0 ? ` (${workers} workers)` : ''} and the baselines on 127.0.0.1...`)
     const [service, ...baselineList] = await Promise.all([
-      startService({ key, databaseUrl: options.databaseUrl, workers, nodeArgs: options.nodeArgs, env: { SESSION_CLEANUP_INTERVAL: '0' } }),
+      startService({ key, databaseUrl: options.databaseUrl, workers, nodeArgs: options.nodeArgs, env: serviceEnv(options) }),
       ...(options.baselines
         ? (['hello', 'jwt', ...(options.databaseUrl ? ['jwt-pg-delete'] : [])] as BaselineName[])
           .map((name) => startBaseline(name, key, options.databaseUrl, workers))
@@ -482,6 +495,7 @@ async function main(): Promise<number> {
       engine,
       database: options.databaseUrl ? `PostgreSQL (${redactUrl(options.databaseUrl)})` : 'embedded PGlite in a fresh temp DATA_DIR',
       algorithm: options.algorithm,
+      rateLimit: options.rateLimit,
       entry: service.entry,
       workers,
       duration: options.duration,

@@ -106,6 +106,7 @@ export interface Meta {
   readonly engine: 'postgres' | 'pglite'
   readonly database: string
   readonly algorithm: string
+  readonly rateLimit: boolean
   readonly entry: string
   readonly workers: number
   readonly duration: number
@@ -175,7 +176,7 @@ export function markdownReport(meta: Meta, summaries: readonly Summary[], checks
   out.push(`- when: ${meta.startedAt}, commit ${meta.commit}`)
   out.push(`- machine: ${meta.cpu}, node ${meta.node}; load generator (autocannon) on the same machine; ` +
     `1-min load average ${meta.load.before.toFixed(2)} before, ${meta.load.after.toFixed(2)} after`)
-  out.push(`- service: \`node ${RUNTIME_FLAGS.join(' ')} --import tsx ${meta.entry}\` on 127.0.0.1, ${meta.database}, LOG_LEVEL=warn, RATE_LIMIT=off, JWT_ALGORITHM=${meta.algorithm}`)
+  out.push(`- service: \`node ${RUNTIME_FLAGS.join(' ')} --import tsx ${meta.entry}\` on 127.0.0.1, ${meta.database}, LOG_LEVEL=warn, ${meta.rateLimit ? 'RATE_LIMIT=on (limits set out of reach)' : 'RATE_LIMIT=off'}, JWT_ALGORITHM=${meta.algorithm}`)
   out.push(`- load: ${meta.connections} connections, ${meta.warmup} s warm-up + ${meta.duration} s per scenario, ${meta.rounds} round(s)${meta.rounds > 1 ? ' (alternating baselines/targets; medians shown)' : ''}`)
   out.push(`- setup: ${meta.setup.users} users, ${meta.setup.sessions} sessions through the API (${meta.setup.hotSessions} for verify/me/refresh) in ${meta.setup.seconds.toFixed(1)} s`)
   if (meta.argon2) {
