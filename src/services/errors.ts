@@ -11,7 +11,8 @@ const MESSAGES = {
   AUTH_EMAIL_TAKEN: 'Email is already registered',
   AUTH_FORBIDDEN: 'The refresh token belongs to another user',
   AUTH_INVALID_REQUEST: 'Invalid request',
-  AUTH_SESSION_NOT_FOUND: 'Session not found'
+  AUTH_SESSION_NOT_FOUND: 'Session not found',
+  AUTH_WEAK_PASSWORD: 'The password does not meet the password policy'
 } as const
 
 export type ServiceErrorCode = keyof typeof MESSAGES
@@ -43,3 +44,5 @@ export const EmailTakenError = serviceError('AUTH_EMAIL_TAKEN')
 export const ForeignSessionError = serviceError('AUTH_FORBIDDEN')
 export const InvalidLogoutRequestError = serviceError('AUTH_INVALID_REQUEST')
 export const SessionNotFoundError = serviceError('AUTH_SESSION_NOT_FOUND')
+/** A new password the policy refuses (services/password-policy.ts); the message says why. */
+export const WeakPasswordError = serviceError('AUTH_WEAK_PASSWORD')
