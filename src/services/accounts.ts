@@ -13,6 +13,7 @@ import { auditFacts, type AuthContext, type Caller, type ClientInfo } from './co
 import { isUniqueViolation } from '../db/errors.js'
 import { EmailTakenError, InvalidCredentialsError, SessionEndedError, WrongPasswordError } from './errors.js'
 import { burnPasswordCheck, hashPassword, verifyPassword } from './passwords.js'
+import { assertPasswordAllowed } from './password-policy.js'
 import { startSession, type TokenPair } from './sessions.js'
 
 /** Emails are case-insensitive: stored and looked up lower-cased (docs/decisions.md, "Accounts and passwords"). */
@@ -35,6 +36,7 @@ export interface PasswordChange {
 }
 
 export async function register(ctx: AuthContext, account: NewAccount, client: ClientInfo): Promise<TokenPair> {
+  assertPasswordAllowed(account.password, account.email, account.displayName) // before any argon2 work
   const passwordHash = await hashPassword(account.password)
   try {
     return await ctx.db.transaction().execute(async (trx) => {
@@ -86,6 +88,7 @@ export async function changePassword(
 ): Promise<string[]> {
   const user = await findUserById(ctx.db, caller.userId)
   if (!user) throw new SessionEndedError()
+  assertPasswordAllowed(change.newPassword, user.email, user.display_name) // before any argon2 work
   if (!(await verifyPassword(user.password_hash, change.currentPassword))) throw new WrongPasswordError()
   const passwordHash = await hashPassword(change.newPassword)
   const changed = { ...auditFacts(ctx, 'password_changed', client), userId: user.id, sessionId: caller.sessionId }
