@@ -127,6 +127,24 @@ export async function findLiveSessionOwner(db: Executor, sessionId: string, now:
   return rows[0]?.user_id
 }
 
+/**
+ * Inside a transaction: whether the session exists, belongs to `userId` and has not expired, and
+ * if so holds its row until the transaction ends, so that a concurrent deletion (a logout) waits
+ * for the commit; a deletion that committed first makes this return false. `for key share` is
+ * the weakest lock a DELETE waits for: refresh rotations (updates of non-key columns) do not.
+ */
+export async function holdLiveSession(trx: Executor, sessionId: string, userId: string, now: Date): Promise<boolean> {
+  const row = await trx
+    .selectFrom('user_sessions')
+    .select('id')
+    .where('id', '=', sessionId)
+    .where('user_id', '=', userId)
+    .where('expires_at', '>', now)
+    .forKeyShare()
+    .executeTakeFirst()
+  return row !== undefined
+}
+
 export async function listSessionsOfUser(db: Executor, userId: string, now: Date) {
   return db
     .selectFrom('user_sessions')

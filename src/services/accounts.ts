@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { insertAuthEvent } from '../repositories/auth-events.js'
-import { endSessions } from '../repositories/sessions.js'
+import { endSessions, holdLiveSession } from '../repositories/sessions.js'
 import {
   findPublicUserById,
   findUserByEmail,
@@ -94,6 +94,9 @@ export async function changePassword(
   const changed = { ...auditFacts(ctx, 'password_changed', client), userId: user.id, sessionId: caller.sessionId }
   const loggedOut = auditFacts(ctx, 'logout', client, { scope: 'password_change', by_session: caller.sessionId })
   const deleted = await ctx.db.transaction().execute(async (trx) => {
+    // The caller's session may have been logged out while the hashes were computed: the change
+    // commits only if the session still exists, and a logout racing it waits for the commit.
+    if (!(await holdLiveSession(trx, caller.sessionId, user.id, changed.at))) throw new SessionEndedError()
     await updatePasswordHash(trx, user.id, passwordHash, changed.at)
     await insertAuthEvent(trx, changed)
     return endSessions(trx, { userId: user.id, exceptSessionId: caller.sessionId }, loggedOut)
