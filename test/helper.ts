@@ -94,12 +94,15 @@ async function createOwnDatabase(t: Test, sharedUrl: string): Promise<string> {
   return url.toString()
 }
 
-/** Runs one statement on a short-lived connection of its own. */
-async function adminQuery(url: string, statement: string): Promise<void> {
+/**
+ * Runs one statement on a short-lived connection of its own (on PostgreSQL, as the suite's role:
+ * for database-level settings, run it on TEST_DATABASE_URL, not on the database it changes).
+ */
+export async function adminQuery(url: string, statement: string, values: unknown[] = []): Promise<Array<Record<string, unknown>>> {
   const client = new pg.Client({ connectionString: url })
   await client.connect()
   try {
-    await client.query(statement)
+    return (await client.query(statement, values)).rows
   } finally {
     await client.end()
   }

@@ -4,6 +4,7 @@ import { PGlite } from '@electric-sql/pglite'
 import { Kysely, PostgresDialect } from 'kysely'
 import { PGliteDialect } from 'kysely-pglite-dialect'
 import pg from 'pg'
+import { isReadOnlyRefusal } from './errors.js'
 import { usePreparedStatements } from './prepared-statements.js'
 import type { Database } from './types.js'
 
@@ -47,6 +48,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
     pool.on('connect', (client) => {
       client.on('error', () => {})
       usePreparedStatements(client)
+      discardWhenReadOnly(client)
     })
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
     return { db, kind: 'postgres', close: () => db.destroy() }
@@ -65,6 +67,33 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
       if (!pglite.closed) await db.destroy()
     }
   }
+}
+
+type Query = (...args: unknown[]) => unknown
+
+/**
+ * A connection whose session answered "read-only transaction" (25006: failover demoted its server,
+ * or it reached a standby) is closed when it is released instead of going back to the pool: it
+ * would refuse every write for as long as it lives, while a new connection reaches the current
+ * primary. The request itself answers 503 (db/errors.ts).
+ */
+function discardWhenReadOnly(client: pg.PoolClient): void {
+  const query = client.query.bind(client) as Query
+  const watched: Query = (...args) => {
+    const result = query(...args)
+    if (result instanceof Promise) {
+      return result.catch((err: unknown) => {
+        if (isReadOnlyRefusal(err)) {
+          // pg-pool gives each checkout its own release; one called with true destroys the client.
+          const release = client.release
+          client.release = () => release(true)
+        }
+        throw err
+      })
+    }
+    return result
+  }
+  client.query = watched as typeof client.query
 }
 
 export function pgliteDirFor(dataDir: string): string {
