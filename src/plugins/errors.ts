@@ -37,6 +37,14 @@ const SAFE_MESSAGES: Record<string, string> = {
   FST_ERR_CTP_INVALID_JSON_BODY: 'Body is not valid JSON'
 }
 
+/**
+ * The client closed the connection before its request body arrived: Node destroys the request
+ * stream with this very error (ECONNRESET "aborted"). The client's doing, not the database's.
+ */
+function clientAborted(error: FastifyError, request: FastifyRequest): boolean {
+  return request.raw.errored === error
+}
+
 function statusOf(error: FastifyError): number {
   if (isDatabaseUnavailable(error)) return 503
   if (error instanceof ServiceError) return SERVICE_ERROR_STATUS[error.code]
@@ -76,8 +84,15 @@ function takesBearerToken(request: FastifyRequest, error: FastifyError): boolean
 export default fp(
   async function errorsPlugin(app) {
     app.setErrorHandler(function errorHandler(error: FastifyError, request, reply) {
-      const statusCode = statusOf(error)
-      if (statusCode >= 500) {
+      const aborted = clientAborted(error, request)
+      const statusCode = aborted ? 400 : statusOf(error)
+      if (aborted) {
+        // Nobody is left to answer: one info line, never an outage (docs/operations.md, "Database outages").
+        request.log.info({ code: error.code }, 'client aborted the request')
+      } else if (statusCode === 503) {
+        app.authMetrics.databaseUnavailable.inc()
+        request.log.error({ err: error }, 'database unavailable')
+      } else if (statusCode >= 500) {
         request.log.error({ err: error }, 'request failed')
       } else {
         request.log.info({ code: error.code, statusCode }, error.message)

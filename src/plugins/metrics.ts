@@ -16,6 +16,8 @@ export interface AuthMetrics {
   readonly revocationNotifications: Counter
   /** Session liveness answers by source: cache or database. */
   readonly livenessChecks: Counter<'source'>
+  /** Requests answered 503 because the database was down or refusing work (never a client's abort). */
+  readonly databaseUnavailable: Counter
 }
 
 declare module 'fastify' {
@@ -51,6 +53,11 @@ export default fp(
         name: 'auth_session_liveness_checks_total',
         help: 'Session liveness answers by source (cache or database)',
         labelNames: ['source'],
+        registers: [registry]
+      }),
+      databaseUnavailable: new Counter({
+        name: 'auth_database_unavailable_total',
+        help: 'Requests answered 503 because the database was unreachable or refusing work',
         registers: [registry]
       })
     } satisfies AuthMetrics)

@@ -68,6 +68,8 @@ t.test('a database closed to new connections is an outage, and the app recovers'
   outageChecks(t, 'refresh', await refresh(app, pair.refresh_token))
   const ready = await app.inject({ method: 'GET', url: '/health/ready' })
   t.equal(ready.statusCode, 503, '/health/ready: 503')
+  const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body
+  t.match(metrics, /^auth_database_unavailable_total 3$/m, 'each refused request counted as an outage')
 
   await admin(`alter database ${database} allow_connections true`)
   t.ok(await readyAgain(app), '/health/ready: 200 again, same process')
