@@ -1,4 +1,4 @@
-// Issue 4: while PostgreSQL is unreachable, /health/ready answers 503 and every request that
+// While PostgreSQL is unreachable, /health/ready answers 503 and every request that
 // needs the database answers 503 (never 500, never a cached "yes"); when it is back, the same
 // process serves again without a restart.
 import t from 'tap'

@@ -1,4 +1,4 @@
-// Issue 4: on SIGTERM the server stops accepting, finishes every request it accepted, closes the
+// On SIGTERM the server stops accepting, finishes every request it accepted, closes the
 // database and the notification connection, and exits 0.
 import { request as httpRequest } from 'node:http'
 import t from 'tap'

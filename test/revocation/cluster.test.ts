@@ -1,4 +1,4 @@
-// Issue 5 (multi-core): src/cluster.ts runs one worker per core on one port; every worker is an
+// Multi-core: src/cluster.ts runs one worker per core on one port; every worker is an
 // instance with its own LISTEN connection, so a logout on one worker holds on all of them.
 import { request as httpRequest } from 'node:http'
 import pg from 'pg'

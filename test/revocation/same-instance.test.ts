@@ -1,5 +1,5 @@
-// Issue 3: a logout ends every token of the session at once, liveness is answered from a
-// bounded cache fed by LISTEN/NOTIFY, and the check fails closed.
+// A logout ends every token of the session at once, liveness is answered from a bounded cache
+// fed by LISTEN/NOTIFY, and the check fails closed.
 import t from 'tap'
 import { API_PREFIX, bearer, buildTestApp, me, registerUser, type TestContext } from '../helper.js'
 

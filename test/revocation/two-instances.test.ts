@@ -1,4 +1,4 @@
-// Issue 3: two real server processes on one PostgreSQL. A logout on A reaches B through
+// Two real server processes on one PostgreSQL. A logout on A reaches B through
 // LISTEN/NOTIFY, also after B's listener connection was killed. The propagation delay is measured
 // and printed; the bound is for correctness (the revocation arrived), not a speed target.
 import pg from 'pg'

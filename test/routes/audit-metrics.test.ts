@@ -1,4 +1,4 @@
-// Issue 4: the append-only audit trail (auth_events) and the Prometheus metrics.
+// The append-only audit trail (auth_events) and the Prometheus metrics.
 import t from 'tap'
 import { API_PREFIX, PASSWORD, bearer, buildTestApp, decodeJwt, refresh, registerUser, uniqueEmail } from '../helper.js'
 

@@ -1,4 +1,4 @@
-// Issue 4: key rotation. One key signs, retired keys (JWT_VERIFY_KEYS) still verify the tokens
+// Key rotation. One key signs, retired keys (JWT_VERIFY_KEYS) still verify the tokens
 // they signed, every token names its key (`kid`), the JWKS publishes all of them, and an unknown
 // kid is a 401.
 import { createPublicKey } from 'node:crypto'

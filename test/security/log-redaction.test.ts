@@ -1,4 +1,4 @@
-// Issue 4: one JSON log line per request with its request id (an incoming x-request-id is
+// One JSON log line per request with its request id (an incoming x-request-id is
 // honoured), and no token, password or cookie ever reaches the log, whatever the client sends.
 import { Writable } from 'node:stream'
 import t from 'tap'
