@@ -102,7 +102,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     enabled: config.rateLimit.enabled,
     ipMax: config.rateLimit.ipMax,
     accountMax: config.rateLimit.accountMax,
-    windowSeconds: config.rateLimit.window
+    accountCeiling: config.rateLimit.accountCeiling,
+    slowdownMaxSeconds: config.rateLimit.slowdownMax,
+    windowSeconds: config.rateLimit.window,
+    now
   })
   await app.register(swaggerPlugin)
 

@@ -38,6 +38,8 @@ const EnvSchema = Type.Object({
   RATE_LIMIT: Type.Union([Type.Literal('on'), Type.Literal('off')], { default: 'on' }),
   RATE_LIMIT_IP_MAX: Type.Integer({ default: 60, minimum: 1 }),
   RATE_LIMIT_ACCOUNT_MAX: Type.Integer({ default: 10, minimum: 1 }),
+  RATE_LIMIT_ACCOUNT_CEILING: Type.Integer({ default: 20, minimum: 1 }),
+  RATE_LIMIT_SLOWDOWN_MAX: Type.String({ default: '5s' }),
   RATE_LIMIT_WINDOW: Type.String({ default: '1m' }),
 
   TOKEN_CACHE_SIZE: Type.Integer({ default: 10_000, minimum: 0 }),
@@ -83,8 +85,12 @@ export interface Config {
     readonly enabled: boolean
     /** Requests per window from one IP, per route group (/login, /register, /refresh, /password). */
     readonly ipMax: number
-    /** Requests per window for one account: email, user or session. */
+    /** Per window: requests per email or user, failed logins per (email, IP), rotations per session, failed token checks per IP. */
     readonly accountMax: number
+    /** Failed logins per window for one email, from all addresses, before its logins are slowed (never refused). */
+    readonly accountCeiling: number
+    /** The longest a login is slowed, in seconds. */
+    readonly slowdownMax: number
     readonly window: number
   }
   readonly sessions: {
@@ -177,6 +183,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       enabled: env.RATE_LIMIT === 'on',
       ipMax: env.RATE_LIMIT_IP_MAX,
       accountMax: env.RATE_LIMIT_ACCOUNT_MAX,
+      accountCeiling: env.RATE_LIMIT_ACCOUNT_CEILING,
+      slowdownMax: parsePositiveDuration('RATE_LIMIT_SLOWDOWN_MAX', env.RATE_LIMIT_SLOWDOWN_MAX),
       window: parsePositiveDuration('RATE_LIMIT_WINDOW', env.RATE_LIMIT_WINDOW)
     }),
     sessions: Object.freeze({

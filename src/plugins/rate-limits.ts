@@ -1,68 +1,307 @@
-// Adds `app.limitRequests(group, accountKey?)`: the preHandler hooks that rate-limit a route per
-// client IP and per account (@fastify/rate-limit). Over the limit: 429 with Retry-After.
+// Rate limits and lockout (docs/security.md, "Rate limits and lockout"). The decorators return
+// the hooks a route puts in front of its handler; over a limit: 429 with Retry-After.
 //
-// The counters live in each instance's memory (bounded LRU), so N instances allow up to N times
-// the configured rate in total; a gateway in front can enforce a global limit. request.ip honours
-// TRUST_PROXY, so behind a proxy the client's address is counted, not the proxy's.
+//   app.limitRequests(group, accountKey?)   every request, per IP and per account (/register, /password)
+//   app.limitLogin(accountOf)               /login: failures per (account, IP) refuse, failures per
+//                                           account slow every attempt (never refuse); successes never count
+//   app.limitRefresh(claimsOf)              /refresh: per IP, failed token checks per IP, rotations
+//                                           per session (a grace-window replay is not a rotation)
+//   app.limitAuthentication(group, check)   a credential check (/revoke's token, a future client
+//                                           authentication): per IP, and failed checks per IP,
+//                                           refused before the credential is even checked
+//
+// Every count is an @fastify/rate-limit limiter, so the plugin's `store` option decides where the
+// counts live (default: the service's memory, bounded LRU, windows on the injected clock). The
+// store must implement `read` (peek without counting) as well as `incr`, like the plugin's own
+// local and Redis stores. Keys use clientIp (routes/client-info.ts): request.ip honours
+// TRUST_PROXY, a forwarded value that is not an address falls back to the socket's, and an IPv6
+// client counts as its /64, like @fastify/rate-limit's default key.
+import { createHash } from 'node:crypto'
+import { isIPv6 } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
 import rateLimit from '@fastify/rate-limit'
-import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
+import type { FastifyReply, FastifyRequest, onErrorAsyncHookHandler, preHandlerAsyncHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
+import { LRUCache } from 'lru-cache'
+import type { RefreshTokenClaims } from '../auth/claims.js'
+import { clientIp } from '../routes/client-info.js'
 import { TooManyRequestsError } from './http-errors.js'
 
 export interface RateLimitsOptions {
   enabled: boolean
   /** Requests per window from one IP address, per route group. */
   ipMax: number
-  /** Requests per window for one account (email, user or session), per route group. */
+  /**
+   * Per window: requests for one account at /register and /password; failed logins for one
+   * (account, IP); rotations of one session; failed token checks from one IP.
+   */
   accountMax: number
+  /** Failed logins per window for one account, from all addresses together, before its logins are slowed. */
+  accountCeiling: number
+  /** The longest slowdown of a login, in seconds. */
+  slowdownMaxSeconds: number
   /** Window length in seconds. */
   windowSeconds: number
+  /** The clock of the in-memory store's windows (default: the system clock). */
+  now?: () => Date
+  /** Where the counts live: an @fastify/rate-limit store class with `incr`, `read` and `child`. */
+  store?: new (options: object) => RateLimitStore
+  /** Logins slowed at once, in all; past it a login that should wait is refused (429) instead. */
+  maxSlowed?: number
 }
 
 /** Which account a request is about; undefined when it cannot be told (then the IP limit alone applies). */
 export type AccountKey = (request: FastifyRequest) => string | undefined | Promise<string | undefined>
 
+export interface LoginLimitHooks {
+  preHandler: preHandlerAsyncHookHandler[]
+  onError: onErrorAsyncHookHandler[]
+}
+
 declare module 'fastify' {
   interface FastifyInstance {
     limitRequests: (group: string, accountKey?: AccountKey) => preHandlerAsyncHookHandler[]
+    /** For /login; spread into the route options (a failure is counted when the handler has failed). */
+    limitLogin: (accountOf: (request: FastifyRequest) => string) => LoginLimitHooks | Record<string, never>
+    limitRefresh: (claimsOf: (request: FastifyRequest) => RefreshTokenClaims | undefined) => preHandlerAsyncHookHandler[]
+    /** `check` says whether the request's credential is good; it runs only under the failure limit. */
+    limitAuthentication: (group: string, check: (request: FastifyRequest) => boolean | Promise<boolean>) => preHandlerAsyncHookHandler[]
   }
+}
+
+// ---- the store: @fastify/rate-limit's store contract, in memory, on the service's clock ----
+
+type StoreResult = { current: number, ttl: number }
+type StoreCallback = (error: Error | null, result?: StoreResult) => void
+
+export interface RateLimitStore {
+  incr(key: string, callback: StoreCallback, timeWindow: number, max: number): void
+  read(key: string, callback: StoreCallback, timeWindow: number, max: number): void
+  child(routeOptions: object): RateLimitStore
+}
+
+/**
+ * Fixed windows per key, the least recently used `size` keys kept (bounded memory), each
+ * limiter its own LRU (`child`), so keys flooding one limiter never evict another's counts.
+ */
+export function memoryStore(now: () => Date, size: number): new (options: object) => RateLimitStore {
+  return class MemoryStore implements RateLimitStore {
+    private readonly windows = new LRUCache<string, { count: number, startMs: number }>({ max: size })
+
+    incr(key: string, callback: StoreCallback, timeWindow: number): void {
+      const nowMs = now().getTime()
+      let window = this.windows.get(key)
+      if (!window || window.startMs + timeWindow <= nowMs) {
+        window = { count: 0, startMs: nowMs }
+        this.windows.set(key, window)
+      }
+      window.count++
+      callback(null, { current: window.count, ttl: window.startMs + timeWindow - nowMs })
+    }
+
+    read(key: string, callback: StoreCallback, timeWindow: number): void {
+      const nowMs = now().getTime()
+      const window = this.windows.get(key)
+      if (!window || window.startMs + timeWindow <= nowMs) return callback(null, { current: 0, ttl: 0 })
+      callback(null, { current: window.count, ttl: window.startMs + timeWindow - nowMs })
+    }
+
+    child(): RateLimitStore {
+      return new MemoryStore()
+    }
+  }
+}
+
+// ---- slowing ----
+
+/** How long a login waits, given its account's failed logins in the window: 0 below the ceiling, then 250 ms doubling, capped. */
+export function slowdownMs(failures: number, ceiling: number, maxMs: number): number {
+  if (failures < ceiling) return 0
+  return Math.min(maxMs, 250 * 2 ** Math.min(failures - ceiling, 30))
+}
+
+/** Holds requests for a while, at most `capacity` at once (bounded memory). */
+export class Slowdown {
+  private waiting = 0
+  constructor(
+    private readonly capacity: number,
+    private readonly wait: (ms: number) => Promise<unknown> = (ms) => sleep(ms)
+  ) {}
+
+  get size(): number {
+    return this.waiting
+  }
+
+  /** Waits `ms`; false at once, without waiting, when `capacity` requests are already waiting. */
+  async hold(ms: number): Promise<boolean> {
+    if (ms <= 0) return true
+    if (this.waiting >= this.capacity) return false
+    this.waiting++
+    try {
+      await this.wait(ms)
+    } finally {
+      this.waiting--
+    }
+    return true
+  }
+}
+
+// ---- keys ----
+
+/** The rate-limit key of an address: IPv4 as is, an IPv4-mapped IPv6 as its IPv4, other IPv6 as its /64. */
+export function addressKey(ip: string | undefined): string {
+  if (ip === undefined) return 'unknown'
+  if (!isIPv6(ip)) return ip
+  const address = ip.split('%')[0].toLowerCase()
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(address)
+  if (mapped) return mapped[1]
+  const [head, tail] = address.split('::')
+  const left = head ? head.split(':') : []
+  const right = tail ? tail.split(':') : []
+  const rightGroups = right.reduce((n, group) => n + (group.includes('.') ? 2 : 1), 0)
+  const groups = tail === undefined ? left : [...left, ...Array(8 - left.length - rightGroups).fill('0'), ...right]
+  return `${groups.slice(0, 4).map((group) => parseInt(group, 16).toString(16)).join(':')}::/64`
+}
+
+const addressOf = (request: FastifyRequest) => addressKey(clientIp(request))
+
+/** A key for a refresh token that is not the token's jti itself (counts may live in a shared store). */
+const tokenKey = (jti: string) => createHash('sha256').update(jti).digest('base64url')
+
+// ---- the plugin ----
+
+interface Count {
+  count: number
+  /** Seconds until the window ends, at least 1. */
+  retryAfter: number
+}
+
+interface Counter {
+  /** Counts one and returns the count. */
+  hit(request: FastifyRequest): Promise<Count>
+  /** The count, without counting. */
+  peek(request: FastifyRequest): Promise<Count>
+}
+
+function refuse(reply: FastifyReply, retryAfterSeconds: number): never {
+  reply.header('retry-after', String(Math.max(1, retryAfterSeconds)))
+  throw new TooManyRequestsError()
 }
 
 export default fp<RateLimitsOptions>(
   async function rateLimitsPlugin(app, options) {
     if (!options.enabled) {
       app.decorate('limitRequests', () => [])
+      app.decorate('limitLogin', () => ({}))
+      app.decorate('limitRefresh', () => [])
+      app.decorate('limitAuthentication', () => [])
       return
     }
+    const windowMs = options.windowSeconds * 1000
     await app.register(rateLimit, {
       global: false,
-      // Distinct keys remembered at once (least recently used dropped): bounded memory.
-      cache: 100_000,
-      timeWindow: options.windowSeconds * 1000
+      // Distinct keys remembered at once per limiter (least recently used dropped): bounded memory.
+      store: options.store ?? memoryStore(options.now ?? (() => new Date()), 100_000),
+      timeWindow: windowMs
     })
+    const slowdown = new Slowdown(options.maxSlowed ?? 1000)
+    const slowdownMaxMs = options.slowdownMaxSeconds * 1000
+
+    /** A count per key and window. The thresholds are ours, so the limiter's own max is never reached. */
+    function counter(keyOf: (request: FastifyRequest) => string | Promise<string>): Counter {
+      const limiter = app.createRateLimit({ max: Number.MAX_SAFE_INTEGER, timeWindow: windowMs, keyGenerator: keyOf })
+      const countOf = (status: Awaited<ReturnType<typeof limiter>>): Count =>
+        status.isAllowed
+          ? { count: 0, retryAfter: 1 }
+          : { count: Number.MAX_SAFE_INTEGER - status.remaining, retryAfter: Math.max(1, status.ttlInSeconds) }
+      return {
+        hit: async (request) => countOf(await limiter(request)),
+        peek: async (request) => countOf(await limiter(request, { increment: false }))
+      }
+    }
+
+    /** Counts the request, and refuses it once the count is over `max`. */
+    async function limit(counter: Counter, max: number, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+      const { count, retryAfter } = await counter.hit(request)
+      if (count > max) refuse(reply, retryAfter)
+    }
+
+    /** Per IP every request, and failed credential checks per IP (refused before the check). */
+    function authenticationLimit(group: string, check: (request: FastifyRequest) => boolean | Promise<boolean>) {
+      const perIp = counter((request) => `${group}:ip:${addressOf(request)}`)
+      const failures = counter((request) => `${group}:failed:${addressOf(request)}`)
+      return async function limitAuthentication(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+        await limit(perIp, options.ipMax, request, reply)
+        const failed = await failures.peek(request)
+        // Past the limit the credential is not checked at all: a forged token costs no signature check.
+        if (failed.count >= options.accountMax) refuse(reply, failed.retryAfter)
+        if (!(await check(request))) await failures.hit(request)
+      }
+    }
 
     app.decorate('limitRequests', (group: string, accountKey?: AccountKey) => {
-      // Two counters per request (createRateLimit: the plugin's route hooks run only once per request).
-      const checkIp = app.createRateLimit({ max: options.ipMax, keyGenerator: (request) => `${group}:ip:${request.ip}` })
-      const checkAccount = app.createRateLimit({
-        max: options.accountMax,
-        keyGenerator: async (request) => {
-          const account = accountKey ? await accountKey(request) : undefined
-          // Requests we cannot attribute share one bucket per IP under this group.
-          return account === undefined ? `${group}:anonymous:${request.ip}` : `${group}:account:${account}`
-        }
+      const perIp = counter((request) => `${group}:ip:${addressOf(request)}`)
+      const perAccount = counter(async (request) => {
+        const account = accountKey ? await accountKey(request) : undefined
+        // Requests we cannot attribute share one bucket per IP under this group.
+        return account === undefined ? `${group}:anonymous:${addressOf(request)}` : `${group}:account:${account}`
       })
-      async function limit(request: FastifyRequest, reply: FastifyReply): Promise<void> {
-        for (const check of accountKey ? [checkIp, checkAccount] : [checkIp]) {
-          const status = await check(request)
-          if (!status.isAllowed && status.isExceeded) {
-            reply.header('retry-after', String(Math.max(1, status.ttlInSeconds)))
-            throw new TooManyRequestsError()
-          }
+      return [
+        async function limitRequests(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+          await limit(perIp, options.ipMax, request, reply)
+          if (accountKey) await limit(perAccount, options.accountMax, request, reply)
         }
-      }
-      return [limit]
+      ]
     })
+
+    app.decorate('limitLogin', (accountOf: (request: FastifyRequest) => string) => {
+      const perIp = counter((request) => `login:ip:${addressOf(request)}`)
+      const pairFailures = counter((request) => `login:failed:${addressOf(request)} ${accountOf(request)}`)
+      const accountFailures = counter((request) => `login:account-failed:${accountOf(request)}`)
+      return {
+        preHandler: [
+          async function limitLogin(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+            await limit(perIp, options.ipMax, request, reply)
+            const [pair, account] = await Promise.all([pairFailures.peek(request), accountFailures.peek(request)])
+            // This address has failed too often for this account: refused. Others are not.
+            if (pair.count >= options.accountMax) refuse(reply, pair.retryAfter)
+            // The account has failed too often from everywhere: slowed, never refused, known and
+            // unknown emails alike (the counts are per email, whether or not it is registered).
+            const ms = slowdownMs(account.count, options.accountCeiling, slowdownMaxMs)
+            if (!(await slowdown.hold(ms))) refuse(reply, Math.ceil(ms / 1000))
+          }
+        ],
+        onError: [
+          async function countLoginFailure(request: FastifyRequest, _reply: FastifyReply, error: { code?: string }): Promise<void> {
+            // Wrong password or unknown email (services/accounts.ts); a success is never counted.
+            if (error.code !== 'AUTH_INVALID_CREDENTIALS') return
+            await Promise.all([pairFailures.hit(request), accountFailures.hit(request)])
+          }
+        ]
+      }
+    })
+
+    app.decorate('limitRefresh', (claimsOf: (request: FastifyRequest) => RefreshTokenClaims | undefined) => {
+      const tokens = counter((request) => `refresh:token:${tokenKey(claimsOf(request)!.jti)}`)
+      const sessions = counter((request) => `refresh:session:${claimsOf(request)!.sid}`)
+      return [
+        authenticationLimit('refresh', (request) => claimsOf(request) !== undefined),
+        async function limitRotations(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+          if (claimsOf(request) === undefined) return // the handler answers 401
+          // A session's count is of the distinct refresh tokens presented: a token presented
+          // again (a grace-window replay, N racing tabs) is not counted again, and gets the
+          // verdict its first presentation got, so repeating a refused token gains nothing.
+          const presented = await tokens.hit(request)
+          let rotations = presented.count === 1 ? await sessions.hit(request) : await sessions.peek(request)
+          if (rotations.count === 0) rotations = await sessions.hit(request) // a new window: counted in it
+          if (rotations.count > options.accountMax) refuse(reply, rotations.retryAfter)
+        }
+      ]
+    })
+
+    app.decorate('limitAuthentication', (group: string, check: (request: FastifyRequest) => boolean | Promise<boolean>) => [
+      authenticationLimit(group, check)
+    ])
   },
   { name: 'rate-limits' }
 )

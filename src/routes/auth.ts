@@ -12,7 +12,7 @@ import {
 import { ErrorRef, NoContentSchema } from '../../schemas/common.js'
 import { changePassword, login, register } from '../services/accounts.js'
 import { InvalidRefreshTokenError } from '../services/errors.js'
-import { refreshSession, revokeToken } from '../services/sessions.js'
+import { refreshSession, revokeSession } from '../services/sessions.js'
 import { clientInfo } from './client-info.js'
 
 const TokenPairRef = Type.Ref(TokenPairSchema)
@@ -23,8 +23,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
   // Verified once per request, whoever asks first (the limiter or the handler).
   const refreshTokenOf = (request: FastifyRequest) =>
     app.refreshTokenOf(request, (request.body as { refresh_token: string }).refresh_token)
-  // Not a genuine token: counted per IP only.
-  const sessionOf = (request: FastifyRequest) => refreshTokenOf(request)?.sid
+  const revokedTokenOf = (request: FastifyRequest) => app.refreshTokenOf(request, (request.body as { token: string }).token)
 
   app.post('/register', {
     preHandler: app.limitRequests('register', emailOf),
@@ -41,7 +40,8 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.post('/login', {
-    preHandler: app.limitRequests('login', emailOf),
+    // Failures per (email, IP) refuse, failures per email slow; a success is never counted.
+    ...app.limitLogin(emailOf),
     schema: {
       tags: ['auth'],
       summary: 'Log in: opens a new session',
@@ -52,7 +52,8 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.post('/refresh', {
-    preHandler: app.limitRequests('refresh', sessionOf),
+    // Per IP, failed token checks per IP, rotations per session (a grace-window replay is not one).
+    preHandler: app.limitRefresh(refreshTokenOf),
     schema: {
       tags: ['auth'],
       summary: 'Rotate the refresh token and get a new token pair',
@@ -67,14 +68,16 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.post('/revoke', {
+    // Per IP, and tokens that are not genuine per IP (refused before their signature is checked).
+    preHandler: app.limitAuthentication('revoke', (request) => revokedTokenOf(request) !== undefined),
     schema: {
       tags: ['auth'],
       summary: 'RFC 7009 token revocation: ends the session of a refresh token; always 200',
       body: RevokeRequestSchema,
-      response: { 200: NoContentSchema, 400: ErrorRef, 415: ErrorRef }
+      response: { 200: NoContentSchema, 400: ErrorRef, 415: ErrorRef, 429: ErrorRef }
     },
     handler: async (request, reply) => {
-      await revokeToken(app.authContext, request.body.token, clientInfo(request))
+      await revokeSession(app.authContext, revokedTokenOf(request), clientInfo(request))
       return reply.code(200).send()
     }
   })

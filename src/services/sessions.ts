@@ -187,6 +187,12 @@ export async function revokeToken(ctx: AuthContext, token: string, client: Clien
     if (err instanceof TokenRejectedError) return [] // RFC 7009 §2.2: an invalid token is not an error
     throw err
   }
+  return revokeSession(ctx, claims, client)
+}
+
+/** revokeToken for a token already verified (undefined: it was not a genuine refresh token). */
+export async function revokeSession(ctx: AuthContext, claims: RefreshTokenClaims | undefined, client: ClientInfo): Promise<string[]> {
+  if (!claims) return []
   const facts = auditFacts(ctx, 'revoke', client)
   const deleted = await endSessions(ctx.db, { userId: claims.sub, sessionId: claims.sid }, facts)
   ctx.sessionsEnded(deleted, { ...facts, userId: claims.sub, sessionId: claims.sid })
