@@ -49,8 +49,13 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
 
+# The internal listener (GET /metrics, GET /docs; docs/security.md, "Internal endpoints and
+# headers") binds 0.0.0.0 too: in a container 127.0.0.1 is unreachable for any scraper, and the
+# boundary is what is published. Publish 3000 only; keep 9100 to the cluster network.
 ENV HOST=0.0.0.0 \
     PORT=3000 \
+    INTERNAL_HOST=0.0.0.0 \
+    INTERNAL_PORT=9100 \
     DATA_DIR=/data
 # Created and owned by `node` before VOLUME, so a new named volume starts out writable by it.
 # (A bind mount keeps the host directory's ownership: make it writable by uid 1000.)
@@ -58,9 +63,10 @@ RUN mkdir -p /data && chown node:node /data
 VOLUME ["/data"]
 
 USER node
-EXPOSE 3000
+# 3000: the API (public). 9100: /metrics and /docs (internal: never publish it to the outside).
+EXPOSE 3000 9100
 
-# Ready = the process answers and the database is reachable (503 otherwise).
+# Ready = the process answers and the database is reachable (503 otherwise), on the public port.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/health/ready').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 

@@ -1,7 +1,7 @@
 // `npm run soak`: the mixed workload (90 % verify, 5 % refresh, 3 % login, 2 % logout) against one
 // service instance for SOAK_DURATION, sampling every SOAK_INTERVAL: the server's RSS (from
-// /proc/<pid>/status), its heap and RSS as its own /metrics reports them, errors and p99 latency
-// of the interval. Fails (exit 1) on any error, 5xx or unexpected status, or when RSS grows more
+// /proc/<pid>/status), its heap and RSS as its own /metrics (on the internal port) reports them,
+// errors and p99 latency of the interval. Fails (exit 1) on any error, 5xx or unexpected status, or when RSS grows more
 // than SOAK_MAX_RSS_GROWTH over the second half of the run. Options: see bench/README.md.
 import { randomBytes } from 'node:crypto'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -155,7 +155,7 @@ async function main(): Promise<number> {
     sessions.forEach((s, i) => (i < hot ? workload.addHot(s) : workload.addSpare(s)))
     log(`setup: ${sessions.length} sessions in ${((Date.now() - setupStarted) / 1000).toFixed(1)} s`)
 
-    const idle = await readMetrics(service.url)
+    const idle = await readMetrics(service.internalUrl)
     const idleRss = readVmRss(service.pid)
     log(`before load: RSS ${mib(idleRss)}, heap used ${mib(idle.heapUsed)}`)
 
@@ -177,7 +177,7 @@ async function main(): Promise<number> {
       const s: Sample = {
         t: (now - started) / 1000,
         rss: readVmRss(service.pid),
-        ...(await readMetrics(service.url).then((m) => ({ heapUsed: m.heapUsed, metricsRss: m.rss }))),
+        ...(await readMetrics(service.internalUrl).then((m) => ({ heapUsed: m.heapUsed, metricsRss: m.rss }))),
         requests,
         reqPerSec: requests / ((now - lastSample) / 1000),
         p50,

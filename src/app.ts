@@ -11,10 +11,13 @@ import authPlugin from './plugins/auth.js'
 import dbPlugin from './plugins/db.js'
 import errorsPlugin, { frameworkErrorHandler } from './plugins/errors.js'
 import livenessPlugin from './plugins/liveness.js'
-import metricsPlugin from './plugins/metrics.js'
+import contentEncodingPlugin from './plugins/content-encoding.js'
+import metricsPlugin, { metricsRoute } from './plugins/metrics.js'
 import rateLimitsPlugin from './plugins/rate-limits.js'
 import housekeepingPlugin from './plugins/housekeeping.js'
-import swaggerPlugin from './plugins/swagger.js'
+import securityHeadersPlugin from './plugins/security-headers.js'
+import swaggerPlugin, { docsRoutes } from './plugins/swagger.js'
+import { buildInternalApp } from './internal.js'
 import authRoutes from './routes/auth.js'
 import healthRoutes from './routes/health.js'
 import logoutRoutes from './routes/logout.js'
@@ -71,6 +74,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   for (const schema of [ErrorResponseSchema, UserSchema, TokenPairSchema, SessionSchema]) app.addSchema(schema)
 
   await app.register(errorsPlugin)
+  await app.register(securityHeadersPlugin)
+  await app.register(contentEncodingPlugin)
   await app.register(dbPlugin, {
     databaseUrl: config.databaseUrl,
     pgliteDir: options.pgliteDir ?? pgliteDirFor(config.dataDir),
@@ -108,6 +113,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     now
   })
   await app.register(swaggerPlugin)
+  // GET /metrics and /docs on this listener, the internal one (app.internal) or nowhere.
+  if (config.metrics === 'public') metricsRoute(app, app.metricsRegistry)
+  if (config.docs === 'public') await docsRoutes(app, app)
 
   await app.register(async function authApi(api) {
     // Nothing an auth API answers may be cached by a browser or proxy (tokens, profiles, errors).
@@ -124,7 +132,19 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   await app.register(wellKnownRoutes)
   await app.register(healthRoutes)
 
+  const internal = await buildInternalApp(config, app)
+  // The internal listener's app (src/internal.ts), or null: src/server.ts listens on it, tests inject.
+  app.decorate('internal', internal)
+  if (internal) app.addHook('onClose', async () => { await internal.close() })
+
   return app
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The internal listener's app: /metrics and /docs when configured `internal`; else null. */
+    internal: FastifyInstance | null
+  }
 }
 
 export type App = Awaited<ReturnType<typeof buildApp>>

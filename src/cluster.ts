@@ -3,8 +3,13 @@
 // Each worker is simply another instance: its own pool and its own LISTEN connection, so a
 // logout on one worker reaches every other worker exactly as it reaches other machines.
 // PostgreSQL only: the embedded PGlite belongs to one process.
+//
+// Metrics (METRICS=internal): every worker listens on the one internal port too, and the worker
+// a scrape reaches asks the primary for the whole cluster's metrics, which it aggregates from
+// every worker (src/cluster-metrics.ts). One scrape target per machine.
 import cluster from 'node:cluster'
 import { availableParallelism } from 'node:os'
+import { serveClusterMetrics } from './cluster-metrics.js'
 
 const CRASH_LOOP_MS = 5_000
 
@@ -26,6 +31,8 @@ if (cluster.isPrimary) {
     startedAt.set(worker.id, Date.now())
   }
   for (let i = 0; i < workers; i++) fork()
+
+  serveClusterMetrics()
 
   cluster.on('exit', (worker, code, signal) => {
     if (stopping) {

@@ -3,6 +3,9 @@ import { Type, type Static } from '@sinclair/typebox'
 import type { SigningAlgorithm } from './auth/keys.js'
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+/** Where /metrics and /docs are served: the public listener, the internal one, or nowhere. */
+const PLACEMENTS = ['public', 'internal', 'off'] as const
+export type Placement = (typeof PLACEMENTS)[number]
 
 // The environment as the operator writes it. env-schema validates it (and coerces numbers);
 // durations are parsed below so the rest of the code only sees whole seconds.
@@ -12,6 +15,10 @@ const EnvSchema = Type.Object({
   DATA_DIR: Type.String({ default: './data', minLength: 1 }),
   HOST: Type.String({ default: '127.0.0.1', minLength: 1 }),
   PORT: Type.Integer({ default: 3000, minimum: 0, maximum: 65535 }),
+  INTERNAL_HOST: Type.String({ default: '127.0.0.1', minLength: 1 }),
+  INTERNAL_PORT: Type.String({ default: '9100', pattern: '^(\\d{1,5}|off)$' }),
+  METRICS: Type.Optional(Type.Union(PLACEMENTS.map((p) => Type.Literal(p)))),
+  DOCS: Type.Optional(Type.Union(PLACEMENTS.map((p) => Type.Literal(p)))),
   LOG_LEVEL: Type.Union(LOG_LEVELS.map((level) => Type.Literal(level)), { default: 'info' }),
 
   ACCESS_TOKEN_TTL: Type.String({ default: '15m' }),
@@ -58,6 +65,15 @@ export interface Config {
   readonly dataDir: string
   readonly host: string
   readonly port: number
+  /**
+   * The internal listener (docs/security.md, "Internal endpoints and headers"): where /metrics
+   * and /docs go when they are `internal`. `port` null: INTERNAL_PORT=off; 0 picks a free port.
+   */
+  readonly internal: { readonly host: string, readonly port: number | null }
+  /** GET /metrics: `internal` by default in production, `public` elsewhere. */
+  readonly metrics: Placement
+  /** GET /docs and /docs/json: `internal` by default in production, `public` elsewhere. */
+  readonly docs: Placement
   readonly logLevel: Env['LOG_LEVEL']
   readonly bodyLimit: number
   readonly trustProxy: boolean | number | string
@@ -150,13 +166,29 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError('REFRESH_TOKEN_TTL must not be shorter than ACCESS_TOKEN_TTL')
   }
 
+  const isProduction = env.NODE_ENV === 'production'
+  const internalPort = env.INTERNAL_PORT === 'off' ? null : Number(env.INTERNAL_PORT)
+  if (internalPort !== null && internalPort > 65535) throw new ConfigError(`INTERNAL_PORT must be 0 to 65535 or off (got "${env.INTERNAL_PORT}")`)
+  const metrics = env.METRICS ?? (isProduction ? 'internal' : 'public')
+  const docs = env.DOCS ?? (isProduction ? 'internal' : 'public')
+  if (internalPort === null) {
+    if (metrics === 'internal') throw new ConfigError('METRICS=internal needs the internal listener: set INTERNAL_PORT, or METRICS=public or off')
+    if (docs === 'internal') throw new ConfigError('DOCS=internal needs the internal listener: set INTERNAL_PORT, or DOCS=public or off')
+  }
+  if (internalPort !== null && internalPort !== 0 && internalPort === env.PORT && (metrics === 'internal' || docs === 'internal')) {
+    throw new ConfigError('INTERNAL_PORT must differ from PORT')
+  }
+
   return Object.freeze({
     env: env.NODE_ENV,
-    isProduction: env.NODE_ENV === 'production',
+    isProduction,
     databaseUrl: env.DATABASE_URL,
     dataDir: env.DATA_DIR,
     host: env.HOST,
     port: env.PORT,
+    internal: Object.freeze({ host: env.INTERNAL_HOST, port: internalPort }),
+    metrics,
+    docs,
     logLevel: env.LOG_LEVEL,
     bodyLimit: env.BODY_LIMIT,
     trustProxy: parseTrustProxy(env.TRUST_PROXY),

@@ -19,12 +19,33 @@ const REDACT = [
   '*.token'
 ]
 
-/** The request as logged: no headers, and the path without its query string (tokens end up there). */
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+/** Shorter than any token; longer than any static segment of this API's routes (`.well-known`). */
+const LONGEST_LOGGED_SEGMENT = 19
+
+/**
+ * The path as logged (docs/security.md, "Internal endpoints and headers"): a client may put a
+ * token in the path as well as in the query, matched route or not. Every segment of 20 or more
+ * characters that is not a UUID (a session id) is `[redacted]`: JWTs, API keys and other opaque
+ * credentials are all longer, the service's own path segments all shorter.
+ */
+export function redactPath(path: string): string {
+  if (path.length <= LONGEST_LOGGED_SEGMENT + 1) return path
+  const segments = path.split('/')
+  for (let i = 0; i < segments.length; i++) {
+    const segment = segments[i]
+    if (segment.length > LONGEST_LOGGED_SEGMENT && !UUID.test(segment)) segments[i] = '[redacted]'
+  }
+  return segments.join('/')
+}
+
+/** The request as logged: no headers, the query string redacted, and long path segments too. */
 function serializeRequest(request: FastifyRequest) {
   const [path, query] = request.url.split('?', 2)
+  const logged = redactPath(path)
   return {
     method: request.method,
-    url: query === undefined ? path : `${path}?[redacted]`,
+    url: query === undefined ? logged : `${logged}?[redacted]`,
     remoteAddress: request.ip
   }
 }

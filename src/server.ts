@@ -34,6 +34,18 @@ async function main(): Promise<void> {
     console.error(`Cannot listen on ${config.host}:${config.port}: ${(err as Error).message}`)
     process.exit(1)
   }
+
+  // The internal listener (/metrics, /docs when configured `internal`); app.close() closes it.
+  const internal = app.internal
+  if (internal && config.internal.port !== null) {
+    try {
+      await internal.listen({ host: config.internal.host, port: config.internal.port, listenTextResolver: (address) => `Internal listener on ${address}` })
+    } catch (err) {
+      console.error(`Cannot listen on ${config.internal.host}:${config.internal.port} (INTERNAL_HOST, INTERNAL_PORT): ${(err as Error).message}`)
+      await app.close()
+      process.exit(1)
+    }
+  }
 }
 
 await main()

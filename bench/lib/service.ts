@@ -47,6 +47,8 @@ export function generateKey(algorithm: Algorithm): SigningKey {
 
 export interface Service {
   readonly url: string
+  /** The internal listener (GET /metrics; NODE_ENV=production serves it there only). */
+  readonly internalUrl: string
   readonly child: Child
   /** The process whose memory the soak samples (the cluster primary in multi-core mode). */
   readonly pid: number
@@ -85,6 +87,7 @@ export async function migrate(databaseUrl: string): Promise<string> {
 
 export async function startService(options: ServiceOptions): Promise<Service> {
   const port = await freePort()
+  const internalPort = await freePort()
   const dataDir = mkdtempSync(path.join(tmpdir(), 'auth-bench-'))
   const passThrough: Record<string, string> = {}
   for (const name of PASS_THROUGH) {
@@ -98,6 +101,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     NODE_ENV: 'production',
     HOST: '127.0.0.1',
     PORT: String(port),
+    INTERNAL_PORT: String(internalPort),
     DATA_DIR: dataDir,
     LOG_LEVEL: 'warn',
     RATE_LIMIT: 'off',
@@ -114,6 +118,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   await waitUntilReady(child, `${url}/health/ready`, 90_000)
   return {
     url,
+    internalUrl: `http://127.0.0.1:${internalPort}`,
     child,
     pid: child.pid,
     engine: options.databaseUrl ? 'postgres' : 'pglite',

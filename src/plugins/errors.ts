@@ -5,6 +5,7 @@ import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { isDatabaseUnavailable } from '../db/errors.js'
+import { setSecurityHeaders } from './security-headers.js'
 import { ServiceError, type ServiceErrorCode } from '../services/errors.js'
 
 /** The status each refusal of the services answers with. */
@@ -67,6 +68,7 @@ function messageOf(error: FastifyError, statusCode: number): string {
 export function frameworkErrorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
   const statusCode = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 400
   request.log.info({ code: error.code, statusCode }, 'request rejected by the router')
+  setSecurityHeaders(reply) // no onRequest hook has run
   void reply
     .code(statusCode)
     .header('cache-control', 'no-store')
@@ -107,12 +109,10 @@ export default fp(
       })
     })
 
-    app.setNotFoundHandler(function notFound(request, reply) {
-      return reply.code(404).send({
-        statusCode: 404,
-        error: 'Not Found',
-        message: `Route ${request.method} ${request.url.split('?')[0]} not found`
-      })
+    // A fixed message: the path may hold a token (docs/security.md, "Internal endpoints and
+    // headers"), and like every error a 404 must not be cached.
+    app.setNotFoundHandler(function notFound(_request, reply) {
+      return reply.code(404).header('cache-control', 'no-store').send({ statusCode: 404, error: 'Not Found', message: 'Route not found' })
     })
   },
   { name: 'errors' }

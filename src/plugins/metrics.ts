@@ -1,6 +1,7 @@
-// Prometheus metrics at GET /metrics (fastify-metrics on prom-client): a latency histogram per
-// route, process metrics, and the auth counters in `app.authMetrics`. Each app has its own
-// registry, so several apps in one process (tests) never collide.
+// Prometheus metrics (fastify-metrics on prom-client): a latency histogram per route, process
+// metrics, and the auth counters in `app.authMetrics`, in `app.metricsRegistry`. Each app has its
+// own registry, so several apps in one process (tests) never collide. GET /metrics is added by
+// `metricsRoute` on the listener METRICS names (src/app.ts, src/internal.ts).
 import type { FastifyInstance, onResponseHookHandler } from 'fastify'
 import fastifyMetricsModule from 'fastify-metrics'
 import fp from 'fastify-plugin'
@@ -23,19 +24,37 @@ export interface AuthMetrics {
 declare module 'fastify' {
   interface FastifyInstance {
     authMetrics: AuthMetrics
+    /** Every metric of this app; scraped at GET /metrics wherever that is served. */
+    metricsRegistry: Registry
   }
+}
+
+/**
+ * GET /metrics on `app` (the public or the internal listener): Prometheus text from `registry`,
+ * or from `collect` (cluster workers: every worker's metrics, aggregated by the primary).
+ */
+export function metricsRoute(app: FastifyInstance, registry: Registry, collect: () => Promise<string> = () => registry.metrics()): void {
+  app.get('/metrics', {
+    schema: { hide: true },
+    // Scrapes write no request lines below warn (docs/operations.md, "Logs").
+    logLevel: 'warn',
+    exposeHeadRoute: false,
+    handler: async (_request, reply) => reply.type(registry.contentType).send(await collect())
+  })
 }
 
 export default fp(
   async function metricsPlugin(app) {
     const registry = new Registry()
     await app.register(fastifyMetrics, {
-      endpoint: { url: '/metrics', method: 'GET', schema: { hide: true }, logLevel: 'warn', handler: () => {} },
+      // No route here: metricsRoute adds it on the listener METRICS names.
+      endpoint: null,
       defaultMetrics: { enabled: true, register: registry },
       // Route latency is measured below instead (see routeDurations).
       routeMetrics: { enabled: false }
     })
     routeDurations(app, registry)
+    app.decorate('metricsRegistry', registry)
 
     app.decorate('authMetrics', {
       authEvents: new Counter({
