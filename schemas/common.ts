@@ -7,9 +7,13 @@ export const UuidSchema = Type.String({ format: 'uuid' })
 export const TimestampSchema = Type.Unsafe<Date>(Type.String({ format: 'date-time' }))
 export const EmailSchema = Type.String({ format: 'email', maxLength: 254 })
 
-/** Text that is stored: PostgreSQL `text` cannot hold U+0000, so it is a 400, not a 500. */
+/**
+ * Text that is stored: PostgreSQL `text` holds neither U+0000 nor a lone UTF-16 surrogate (JSON
+ * can carry both), so they are a 400, not a 500. Ajv compiles patterns with the `u` flag, under
+ * which a surrogate pair is one code point outside the class.
+ */
 export const StoredTextSchema = (options: { minLength?: number, maxLength: number }) =>
-  Type.String({ ...options, pattern: '^[^\\u0000]*$' })
+  Type.String({ ...options, pattern: '^[^\\u0000\\ud800-\\udfff]*$' })
 
 export const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()])
 
