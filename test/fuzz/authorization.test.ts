@@ -153,7 +153,9 @@ const sessionIdParam = fc
     let decoded = param
     try {
       decoded = decodeURIComponent(param)
-    } catch {}
+    } catch {
+      // Not percent-encoding the router can decode: compared as it is.
+    }
     return !victimSessionIds.some((own) => decoded.toLowerCase().includes(own))
   })
 

@@ -1,8 +1,8 @@
-// One JSON log line per request with its request id (an incoming x-request-id is
-// honoured), and no token, password or cookie ever reaches the log, whatever the client sends.
+// JSON log lines that carry the request id (an incoming x-request-id is honoured), and no
+// token, password or cookie ever reaches the log, whatever the client sends.
 import { Writable } from 'node:stream'
 import t from 'tap'
-import { API_PREFIX, PASSWORD, bearer, buildTestApp, refresh, registerUser, uniqueEmail } from '../helper.js'
+import { API_PREFIX, bearer, buildTestApp, refresh, registerUser, uniqueEmail } from '../helper.js'
 
 function captureLog() {
   const lines: string[] = []
