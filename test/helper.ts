@@ -175,7 +175,7 @@ export function signWith(privateKeyPem: string | KeyObject, header: Record<strin
   return `${input}.${signature.toString('base64url')}`
 }
 
-/** The standard Fastify error body, as the contract requires for every error. */
+/** The standard Fastify error body, as docs/api.md, "Conventions", requires for every error. */
 export function errorShape(statusCode: number) {
   return { statusCode, error: String, message: String }
 }

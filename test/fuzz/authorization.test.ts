@@ -2,7 +2,7 @@
 // separators, base64url segments, JWT-shaped strings with random headers and payloads, huge
 // values) on every Bearer route, tokens in the query string, and random path parameters for
 // DELETE /sessions/:id ('%00', very long, SQL-ish, UUID look-alikes, other users' sessions).
-// Properties: never a 5xx; the contract's error shape with nothing leaked; every 401 of a Bearer
+// Properties: never a 5xx; the error shape of docs/api.md, "Conventions" with nothing leaked; every 401 of a Bearer
 // route carries WWW-Authenticate; and nothing in the database changes (auth_events, the audit
 // trail, excepted: see support.ts, dbState).
 import fc from 'fast-check'
@@ -106,7 +106,7 @@ t.test('a random Authorization header is 401 on every Bearer route, with a chall
   t.pass(statusTally())
 })
 
-t.test('a token in the query string never authenticates (contract: never in a query string)', async (t) => {
+t.test('a token in the query string never authenticates (docs/api.md, "Conventions": never in a query string)', async (t) => {
   const name = fc.oneof(fc.constantFrom('access_token', 'token', 'bearer', 'authorization', 'jwt', 'Authorization'), fc.string({ minLength: 1, maxLength: 10 }))
   const value = fc.oneof(
     fc.constantFrom(f.victim.pair.access_token, `Bearer ${f.victim.pair.access_token}`, f.victim.second.access_token),
@@ -174,7 +174,7 @@ t.test('DELETE /sessions/:id with a random id: 404 (or 400/414 for a bad URL), a
   t.pass(statusTally())
 })
 
-t.test('DELETE /sessions/:id with an id over 100 characters answers in the contract shape', async (t) => {
+t.test('DELETE /sessions/:id with an id over 100 characters answers in the error shape of docs/api.md, "Conventions"', async (t) => {
   // Fastify rejects a path parameter over its maxParamLength (100) in the router, before any hook;
   // src/plugins/errors.ts (frameworkErrors) gives it the standard shape and a fixed message.
   const property = fc.asyncProperty(fc.integer({ min: 101, max: 2_000 }), async (n) => {

@@ -2,7 +2,7 @@
 // logout, revoke, password): random JSON documents, objects with the right keys and values of the
 // wrong types, huge strings (under the 1 MiB limit), every kind of Unicode, and prototype-pollution
 // keys. Properties: (a) never a 5xx, nor a stack trace, SQL, a token or a password in an error
-// body; (b) every error body has the contract's shape; (c) a 4xx changes nothing in the database
+// body; (b) every error body has the shape of docs/api.md, "Conventions"; (c) a 4xx changes nothing in the database
 // (support.ts, dbState: auth_events, the audit trail, is deliberately not compared).
 import fc from 'fast-check'
 import t from 'tap'
@@ -140,7 +140,7 @@ t.test('POST /logout: any body with a valid access token', async (t) => {
   }
   const body = fc.oneof(
     { arbitrary: bodyFor(keys), weight: 6 },
-    // The combinations the contract allows, so that runs get past the §6 checks.
+    // The combinations docs/api.md, "POST /logout", allows, so that runs get past those checks.
     { arbitrary: plausibleObject({ refresh_token: keys.refresh_token }), weight: 2 },
     { arbitrary: plausibleObject({ all_devices: keys.all_devices }), weight: 1 },
     { arbitrary: plausibleObject({ all_devices: keys.all_devices, keep_current: keys.keep_current }), weight: 1 },

@@ -1,11 +1,11 @@
 // Property-based fuzzing with forged tokens signed by the app's real key: a genuine access or
 // refresh token of the victim, with random noise (jku/x5u/jwk/x5c headers, extra claims) and at
-// least one random defect from the contract's list (alg, typ, kid, crit; a bad signature; iss, aud,
+// least one random defect from the list in docs/api.md, "Rejected tokens" (alg, typ, kid, crit; a bad signature; iss, aud,
 // exp, nbf wrong or missing or of the wrong type; sub/sid not UUIDs or naming no session of the
 // victim; required claims missing). Each is presented as a Bearer token on every Bearer route, and
 // as a refresh token at /refresh, /logout and /revoke. Properties: a forged access token is always
 // 401 with error="invalid_token"; a forged refresh token never refreshes, revokes or logs out
-// anything; never a 5xx; the contract's error shape with nothing leaked; and the database never
+// anything; never a 5xx; the error shape of docs/api.md, "Conventions" with nothing leaked; and the database never
 // changes (auth_events, the audit trail, excepted: see support.ts, dbState).
 import { generateKeyPairSync, randomUUID } from 'node:crypto'
 import fc from 'fast-check'
@@ -313,7 +313,7 @@ t.test('JWTs of any shape signed with the real key (payload or header not even a
 
 t.test('an access token whose iat is of the wrong type, or in the future, is 401', async (t) => {
   // Known gap, reported: fast-jwt checks iat only under maxAge, which is not set, so `iat: "x"`,
-  // `iat: null` or an iat a year ahead passes; the contract lists iat under CLOCK_TOLERANCE.
+  // `iat: null` or an iat a year ahead passes; docs/api.md, "Rejected tokens", lists iat under CLOCK_TOLERANCE.
   const iat = fc.oneof(nonNumber, fc.integer({ min: nowSeconds() + 3600, max: nowSeconds() + 10 ** 8 }))
   const property = fc.asyncProperty(iat, async (value) => {
     const token = rawSign(privateKeyPem, genuine.access.header, { ...genuine.access.payload, iat: value, jti: randomUUID() })

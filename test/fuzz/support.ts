@@ -189,7 +189,7 @@ export function statusTally(): string {
   return `statuses: ${text}`
 }
 
-/** Properties (a) and (b): never a 5xx; an error body has exactly the contract's shape and leaks nothing. */
+/** Properties (a) and (b): never a 5xx; an error body has exactly the shape of docs/api.md, "Conventions" and leaks nothing. */
 export function checkResponse(f: FuzzFixture, res: Response, expect: Expectation = {}): void {
   statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1)
   assert.ok(res.statusCode < 500, `never a 5xx: ${describe(res)}`)

@@ -1,7 +1,7 @@
 // Property-based fuzzing of what surrounds the body: its media type (not JSON: 415), its syntax
 // (malformed JSON: 400), its size (over 1 MiB: 413), bodies and query strings on the GET routes,
 // and random extra headers on every route. Properties as in bodies.test.ts: never a 5xx, the
-// contract's error shape with nothing leaked, and a 4xx changes nothing in the database
+// error shape of docs/api.md, "Conventions" with nothing leaked, and a 4xx changes nothing in the database
 // (auth_events, the audit trail, excepted: see support.ts, dbState).
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
@@ -178,7 +178,7 @@ t.test('malformed JSON is 400 on every POST route, echoes nothing, and changes n
   t.pass(statusTally())
 })
 
-t.test('an empty body with Content-Type: application/json is 400, except at /logout (contract §2: 204)', async (t) => {
+t.test('an empty body with Content-Type: application/json is 400, except at /logout (docs/api.md, "POST /logout": 204)', async (t) => {
   for (const route of postRoutes.filter(({ path }) => path !== '/logout')) {
     await probe(f, () => post(route, '', { 'content-type': 'application/json' }), expectationFor(route, 400))
   }

@@ -86,7 +86,7 @@ t.test('GET /health/ready is 503 while the database is unreachable; /health/live
   t.same(live.json(), { status: 'ok' })
 })
 
-t.test('GET /docs/json is an OpenAPI 3 document listing every contract route and its status codes', async (t) => {
+t.test('GET /docs/json is an OpenAPI 3 document listing every route of docs/api.md, "Endpoints" and its status codes', async (t) => {
   const res = await app.inject({ method: 'GET', url: '/docs/json' })
   t.equal(res.statusCode, 200)
   const doc = res.json()

@@ -1,4 +1,4 @@
-// Forged, confused and broken tokens (contract, "Tokens"). Every variant is built from a genuine
+// Forged, confused and broken tokens (docs/api.md, "Rejected tokens"). Every variant is built from a genuine
 // token of a live session, so the only thing wrong with it is the thing under test.
 import { createHmac, createPublicKey, generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto'
 import t, { type Test } from 'tap'
