@@ -1,4 +1,4 @@
-// Contract "POST /refresh, precisely": the grace window, theft detection, concurrent
+// docs/api.md, "POST /refresh": the grace window, theft detection, concurrent
 // refreshes and refresh racing logout. On PostgreSQL (TEST_DATABASE_URL) the concurrency is real:
 // the pool runs the statements on separate connections.
 import t from 'tap'
