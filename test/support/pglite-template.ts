@@ -6,9 +6,11 @@
 // script (.taprc) makes it once before the suite; the helper also makes it on first use when a
 // file runs on its own. Made in a directory of its own and renamed into place, so a concurrent
 // reader never sees half of one. The app still migrates every copy (a no-op on a current template).
+// Its shared_buffers is 16 MB instead of PGlite's 128 MB: a test database holds a few hundred rows,
+// and each open instance then costs about 250 MB less memory and a tenth of a second less CPU.
 import { execFile } from 'node:child_process'
 import { createHash, randomUUID } from 'node:crypto'
-import { existsSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs'
+import { appendFileSync, existsSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs'
 import { cp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -21,11 +23,13 @@ import { migrateToLatest } from '../../src/db/migrate.js'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const MIGRATIONS = path.join(ROOT, 'migrations')
+/** Settings of the template's own (postgresql.auto.conf); part of its key. */
+const SETTINGS = "shared_buffers = '16MB'\n"
 
 function templateKey(): string {
   const hash = createHash('sha256')
   const pglite = JSON.parse(readFileSync(path.join(ROOT, 'node_modules/@electric-sql/pglite/package.json'), 'utf8'))
-  hash.update(`pglite ${pglite.version}\n`)
+  hash.update(`pglite ${pglite.version}\n${SETTINGS}`)
   for (const name of readdirSync(MIGRATIONS).sort()) {
     hash.update(`${name}\n`)
     hash.update(readFileSync(path.join(MIGRATIONS, name)))
@@ -43,6 +47,7 @@ export async function pgliteTemplate(): Promise<string> {
     const db = new Kysely<any>({ dialect: new PGliteDialect(pglite) })
     await migrateToLatest(db)
     await db.destroy()
+    appendFileSync(path.join(building, 'postgresql.auto.conf'), SETTINGS)
     renameSync(building, dir)
   } catch (error) {
     // Another process got there first: its template is as good as this one.
