@@ -9,7 +9,7 @@ import { FileMigrationProvider, Kysely, Migrator, NO_MIGRATIONS, sql } from 'kys
 import { PGliteDialect } from 'kysely-pglite-dialect'
 import t, { type Test } from 'tap'
 import { assertMigrated, migrateToLatest } from '../../src/db/migrate.js'
-import { copyPgliteTemplate } from '../support/pglite-template.js'
+import { copyDataDir, emptyPgliteDataDir, pgliteTemplate } from '../support/pglite-template.js'
 
 const MIGRATIONS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../migrations')
 
@@ -32,8 +32,8 @@ async function schemaOf(db: Kysely<any>): Promise<string[]> {
   return rows.map((row) => row.line)
 }
 
-// One empty database for both tests (a fresh PGlite costs an initdb): up first, then down and up.
-const db = await open('memory://')
+// One empty database for both tests, a copy of an initialised one: up first, then down and up.
+const db = await open(await copyOf(t, emptyPgliteDataDir, 'empty'))
 t.teardown(() => db.destroy())
 
 t.test('on an empty database every migration applies in order, then nothing is pending', async (t) => {
@@ -45,7 +45,7 @@ t.test('on an empty database every migration applies in order, then nothing is p
   t.same(again.results, [], 'migrating a migrated database does nothing')
   await t.resolves(assertMigrated(db))
 
-  const template = await open(await copyOfTemplate(t))
+  const template = await open(await copyOf(t, pgliteTemplate, 'template'))
   t.teardown(() => template.destroy())
   t.same(await schemaOf(db), await schemaOf(template), 'the test template has exactly this schema')
 })
@@ -64,10 +64,10 @@ t.test('every migration rolls back: down to nothing, and up again', async (t) =>
   t.same(await schemaOf(db), migrated, 'up again: the same schema')
 })
 
-/** A throw-away copy of the template's data directory (PGlite writes to the directory it opens). */
-async function copyOfTemplate(t: Test): Promise<string> {
-  const dir = mkdtempSync(path.join(tmpdir(), 'auth-test-migrations-'))
+/** A throw-away copy of a data directory (PGlite writes to the directory it opens). */
+async function copyOf(t: Test, source: () => Promise<string>, name: string): Promise<string> {
+  const dir = mkdtempSync(path.join(tmpdir(), `auth-test-migrations-${name}-`))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  await copyPgliteTemplate(path.join(dir, 'pglite'))
+  await copyDataDir(await source(), path.join(dir, 'pglite'))
   return path.join(dir, 'pglite')
 }

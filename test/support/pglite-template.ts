@@ -6,6 +6,8 @@
 // script (.taprc) makes it once before the suite; the helper also makes it on first use when a
 // file runs on its own. Made in a directory of its own and renamed into place, so a concurrent
 // reader never sees half of one. The app still migrates every copy (a no-op on a current template).
+// It is made from an initialised empty one (initdb only), kept too: test/db/migrations.test.ts
+// runs the migrations from scratch on a copy of that.
 // Its shared_buffers is 16 MB instead of PGlite's 128 MB: a test database holds a few hundred rows,
 // and each open instance then costs about 250 MB less memory and a tenth of a second less CPU.
 import { execFile } from 'node:child_process'
@@ -23,34 +25,31 @@ import { migrateToLatest } from '../../src/db/migrate.js'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const MIGRATIONS = path.join(ROOT, 'migrations')
-/** Settings of the template's own (postgresql.auto.conf); part of its key. */
+/** Settings of the templates' own (postgresql.auto.conf); part of their key. */
 const SETTINGS = "shared_buffers = '16MB'\n"
 
-function templateKey(): string {
+function key(withMigrations: boolean): string {
   const hash = createHash('sha256')
   const pglite = JSON.parse(readFileSync(path.join(ROOT, 'node_modules/@electric-sql/pglite/package.json'), 'utf8'))
   hash.update(`pglite ${pglite.version}\n${SETTINGS}`)
-  for (const name of readdirSync(MIGRATIONS).sort()) {
-    hash.update(`${name}\n`)
-    hash.update(readFileSync(path.join(MIGRATIONS, name)))
+  if (withMigrations) {
+    for (const name of readdirSync(MIGRATIONS).sort()) {
+      hash.update(`${name}\n`)
+      hash.update(readFileSync(path.join(MIGRATIONS, name)))
+    }
   }
   return hash.digest('hex').slice(0, 16)
 }
 
-/** The migrated template's data directory, made if it does not exist yet. */
-export async function pgliteTemplate(): Promise<string> {
-  const dir = path.join(tmpdir(), `auth-service-pglite-template-${templateKey()}`)
+/** Makes the data directory `dir` with `make` (in a directory of its own) unless it exists. */
+async function once(dir: string, make: (building: string) => Promise<void>): Promise<string> {
   if (existsSync(path.join(dir, 'PG_VERSION'))) return dir
   const building = `${dir}.${randomUUID()}.tmp`
   try {
-    const pglite = await PGlite.create(building)
-    const db = new Kysely<any>({ dialect: new PGliteDialect(pglite) })
-    await migrateToLatest(db)
-    await db.destroy()
-    appendFileSync(path.join(building, 'postgresql.auto.conf'), SETTINGS)
+    await make(building)
     renameSync(building, dir)
   } catch (error) {
-    // Another process got there first: its template is as good as this one.
+    // Another process got there first: its directory is as good as this one.
     if (!existsSync(path.join(dir, 'PG_VERSION'))) throw error
   } finally {
     rmSync(building, { recursive: true, force: true })
@@ -58,17 +57,38 @@ export async function pgliteTemplate(): Promise<string> {
   return dir
 }
 
-/**
- * Copies the template to `target` (a PGlite data directory that must not exist yet). With cp(1)
- * where there is one: Node's fs.cp walks the thousand files in JavaScript, at several times the
- * CPU and wall time.
- */
+/** An initialised PGlite data directory with nothing in it (initdb only), made once. */
+export async function emptyPgliteDataDir(): Promise<string> {
+  return once(path.join(tmpdir(), `auth-service-pglite-empty-${key(false)}`), async (building) => {
+    await (await PGlite.create(building)).close()
+    appendFileSync(path.join(building, 'postgresql.auto.conf'), SETTINGS)
+  })
+}
+
+/** The migrated template's data directory, made if it does not exist yet. */
+export async function pgliteTemplate(): Promise<string> {
+  return once(path.join(tmpdir(), `auth-service-pglite-template-${key(true)}`), async (building) => {
+    await copyDataDir(await emptyPgliteDataDir(), building)
+    const db = new Kysely<any>({ dialect: new PGliteDialect(await PGlite.create(building)) })
+    await migrateToLatest(db)
+    await db.destroy()
+  })
+}
+
+/** Copies the migrated template to `target` (a PGlite data directory that must not exist yet). */
 export async function copyPgliteTemplate(target: string): Promise<void> {
-  const template = await pgliteTemplate()
+  await copyDataDir(await pgliteTemplate(), target)
+}
+
+/**
+ * With cp(1) where there is one: Node's fs.cp walks the thousand files in JavaScript, at several
+ * times the CPU and wall time.
+ */
+export async function copyDataDir(source: string, target: string): Promise<void> {
   try {
-    await promisify(execFile)('cp', ['-R', template, target])
+    await promisify(execFile)('cp', ['-R', source, target])
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || existsSync(target)) throw error
-    await cp(template, target, { recursive: true })
+    await cp(source, target, { recursive: true })
   }
 }
