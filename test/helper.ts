@@ -155,6 +155,27 @@ export async function countSessions(app: App, userId: string): Promise<number> {
   return Number(row.n)
 }
 
+/** How many accounts exist with this (lower-cased) email. */
+export async function countUsers(app: App, email: string): Promise<number> {
+  const row = await app.db
+    .selectFrom('users')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('email', '=', email.toLowerCase())
+    .executeTakeFirstOrThrow()
+  return Number(row.n)
+}
+
+/** Records the kind of every token the app verifies from now on (the verifier is one object). */
+export function recordVerifications(app: App): string[] {
+  const kinds: string[] = []
+  const verify = app.tokenVerifier.verify.bind(app.tokenVerifier)
+  app.tokenVerifier.verify = ((token, kind) => {
+    kinds.push(kind)
+    return verify(token, kind)
+  }) as typeof app.tokenVerifier.verify
+  return kinds
+}
+
 /** Decodes a JWT's header and payload without verifying it. */
 export function decodeJwt(token: string): { header: Record<string, any>, payload: Record<string, any> } {
   const [header, payload] = token.split('.').slice(0, 2).map((part) => JSON.parse(Buffer.from(part, 'base64url').toString()))

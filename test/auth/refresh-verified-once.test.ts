@@ -1,19 +1,13 @@
 // A refresh token is verified once per request, whatever the rate-limit setting: the per-session
 // limiter and the handler share one verdict (plugins/auth.ts, refreshTokenOf).
 import t from 'tap'
-import type { TokenKind } from '../../src/auth/claims.js'
-import { buildTestApp, refresh, registerUser } from '../helper.js'
+import { buildTestApp, recordVerifications, refresh, registerUser } from '../helper.js'
 
 for (const rateLimit of ['on', 'off']) {
   t.test(`RATE_LIMIT=${rateLimit}: one verification per POST /refresh`, async (t) => {
     const { app } = await buildTestApp(t, { env: { RATE_LIMIT: rateLimit } })
     const pair = await registerUser(app)
-    const verifications: TokenKind[] = []
-    const verify = app.tokenVerifier.verify.bind(app.tokenVerifier)
-    app.tokenVerifier.verify = ((token: string, kind: TokenKind) => {
-      verifications.push(kind)
-      return verify(token, kind)
-    }) as typeof app.tokenVerifier.verify
+    const verifications = recordVerifications(app)
 
     const res = await refresh(app, pair.refresh_token)
     t.equal(res.statusCode, 200)

@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
 import { hashPassword } from '../../src/services/passwords.js'
-import { API_PREFIX, PASSWORD, bearer, buildTestApp, countSessions, errorShape, loginUser, me } from '../helper.js'
+import { API_PREFIX, PASSWORD, bearer, buildTestApp, countSessions, countUsers, errorShape, loginUser, me } from '../helper.js'
 
 const { app } = await buildTestApp(t)
 
@@ -33,14 +33,6 @@ function refusedFor({ email, local, displayName }: ReturnType<typeof account>): 
   ]
 }
 
-async function countUsers(email: string): Promise<number> {
-  const row = await app.db
-    .selectFrom('users')
-    .select((eb) => eb.fn.countAll<number>().as('n'))
-    .where('email', '=', email.toLowerCase())
-    .executeTakeFirstOrThrow()
-  return Number(row.n)
-}
 
 function register(payload: Record<string, unknown>) {
   return app.inject({ method: 'POST', url: `${API_PREFIX}/register`, payload })
@@ -66,11 +58,11 @@ t.test('POST /register: a refused password is a 400 that says why, and no accoun
     t.equal(res.statusCode, 400, name)
     t.match(res.json(), { ...errorShape(400), code: 'AUTH_WEAK_PASSWORD', message }, `${name}: code and message`)
     if (password.length >= 10) t.notOk(res.body.includes(password), `${name}: the password is not echoed`) // 'password' is in any message
-    t.equal(await countUsers(who.email), 0, `${name}: no account`)
+    t.equal(await countUsers(app, who.email), 0, `${name}: no account`)
   }
   const ok = await register({ email: who.email, password: STRONG, display_name: who.displayName })
   t.equal(ok.statusCode, 201, 'a strong password passes')
-  t.equal(await countUsers(who.email), 1)
+  t.equal(await countUsers(app, who.email), 1)
 })
 
 t.test('POST /register: the display name is only checked when there is one', async (t) => {
@@ -86,7 +78,7 @@ t.test('POST /register: the length rules stay the schema\'s (400 FST_ERR_VALIDAT
     t.equal(res.statusCode, 400)
     t.equal(res.json().code, 'FST_ERR_VALIDATION')
   }
-  t.equal(await countUsers(who.email), 0)
+  t.equal(await countUsers(app, who.email), 0)
 })
 
 t.test('POST /password: a refused new password is a 400 that says why, and nothing changes', async (t) => {

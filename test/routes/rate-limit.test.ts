@@ -3,7 +3,7 @@
 // TRUST_PROXY says the proxy is trusted, and only when it is an IP address. Login lockout:
 // login-lockout.test.ts. The policy: docs/security.md, "Rate limits and lockout".
 import t from 'tap'
-import { API_PREFIX, PASSWORD, bearer, buildTestApp, countSessions, errorShape, refresh, registerUser, uniqueEmail } from '../helper.js'
+import { API_PREFIX, PASSWORD, bearer, buildTestApp, countSessions, errorShape, recordVerifications, refresh, registerUser, uniqueEmail } from '../helper.js'
 
 const LIMITED = { RATE_LIMIT: 'on', RATE_LIMIT_ACCOUNT_MAX: '3', RATE_LIMIT_IP_MAX: '6', RATE_LIMIT_WINDOW: '1m' }
 
@@ -116,16 +116,11 @@ t.test('refresh: tokens that are not genuine are limited per IP, before their si
   const from = (token: string, remoteAddress: string) =>
     app.inject({ method: 'POST', url: `${API_PREFIX}/refresh`, remoteAddress, payload: { refresh_token: token } })
   for (let i = 0; i < 3; i++) t.equal((await from(forged, '10.0.0.20')).statusCode, 401)
-  const verify = app.tokenVerifier.verify.bind(app.tokenVerifier)
-  let verified = 0
-  app.tokenVerifier.verify = ((...args: Parameters<typeof verify>) => {
-    verified++
-    return verify(...args)
-  }) as typeof app.tokenVerifier.verify
+  const verifications = recordVerifications(app)
   const limited = await from(forged, '10.0.0.20')
   t.equal(limited.statusCode, 429)
   t.ok(Number(limited.headers['retry-after']) > 0)
-  t.equal(verified, 0, 'refused without a signature check')
+  t.equal(verifications.length, 0, 'refused without a signature check')
   t.equal((await from(pair.refresh_token, '10.0.0.21')).statusCode, 200, 'another address is not limited')
 })
 
@@ -139,17 +134,12 @@ t.test('/revoke is limited per IP, and tokens that are not genuine per IP before
   for (const token of ['garbage', victim.access_token, `${victim.refresh_token.slice(0, -4)}AAAA`]) {
     t.equal((await revoke(token, '10.0.0.30')).statusCode, 200, 'RFC 7009: 200 for a token it does not revoke')
   }
-  const verify = app.tokenVerifier.verify.bind(app.tokenVerifier)
-  let verified = 0
-  app.tokenVerifier.verify = ((...args: Parameters<typeof verify>) => {
-    verified++
-    return verify(...args)
-  }) as typeof app.tokenVerifier.verify
+  const verifications = recordVerifications(app)
   const limited = await revoke(victim.refresh_token, '10.0.0.30')
   t.equal(limited.statusCode, 429)
   t.match(limited.json(), { ...errorShape(429), code: 'AUTH_RATE_LIMITED' })
   t.ok(Number(limited.headers['retry-after']) > 0)
-  t.equal(verified, 0, 'refused before any signature check')
+  t.equal(verifications.length, 0, 'refused before any signature check')
   t.equal(await countSessions(app, victim.user.id), 1, 'and nothing was revoked')
 
   // Every request: RATE_LIMIT_IP_MAX (6) per window from one address, genuine tokens too.
@@ -164,9 +154,9 @@ t.test('/revoke is limited per IP, and tokens that are not genuine per IP before
     statuses.push((await revoke(registered.json().refresh_token, '10.0.0.31')).statusCode)
   }
   t.same(statuses, [200, 200, 200, 200, 200, 200, 429])
-  verified = 0
+  verifications.length = 0
   t.equal((await revoke(victim.refresh_token, '10.0.0.32')).statusCode, 200, 'another address is not limited')
-  t.equal(verified, 1, 'the token is verified once (the limiter and the handler share the verdict)')
+  t.equal(verifications.length, 1, 'the token is verified once (the limiter and the handler share the verdict)')
   t.equal(await countSessions(app, victim.user.id), 0, 'and revokes')
 })
 

@@ -4,6 +4,7 @@ import {
   PASSWORD,
   buildTestApp,
   countSessions,
+  countUsers,
   decodeJwt,
   errorShape,
   me,
@@ -18,15 +19,6 @@ function register(payload: unknown, headers: Record<string, string> = {}) {
   return app.inject({ method: 'POST', url, headers, payload: payload as string })
 }
 
-/** How many accounts exist with this (lower-cased) email. */
-async function countUsers(email: string): Promise<number> {
-  const row = await app.db
-    .selectFrom('users')
-    .select((eb) => eb.fn.countAll<number>().as('n'))
-    .where('email', '=', email.toLowerCase())
-    .executeTakeFirstOrThrow()
-  return Number(row.n)
-}
 
 t.test('201 with a token pair, a session and a usable access token', async (t) => {
   const email = uniqueEmail('Register')
@@ -55,7 +47,7 @@ t.test('201 with a token pair, a session and a usable access token', async (t) =
   t.equal(access.payload.sid, refreshToken.payload.sid, 'both tokens belong to one session')
   t.equal(access.payload.exp - access.payload.iat, body.expires_in)
 
-  t.equal(await countUsers(email), 1)
+  t.equal(await countUsers(app, email), 1)
   t.equal(await countSessions(app, body.user.id), 1, 'registration opens one session')
   const session = await app.db.selectFrom('user_sessions').selectAll().where('user_id', '=', body.user.id).executeTakeFirstOrThrow()
   t.equal(session.id, access.payload.sid)
@@ -79,7 +71,7 @@ t.test('a JSON body with a charset is accepted', async (t) => {
   const email = uniqueEmail()
   const res = await register(JSON.stringify({ email, password: PASSWORD }), { 'content-type': 'application/json; charset=utf-8' })
   t.equal(res.statusCode, 201)
-  t.equal(await countUsers(email), 1)
+  t.equal(await countUsers(app, email), 1)
 })
 
 t.test('the email is stored lower-cased and is unique whatever its case: 409', async (t) => {
@@ -97,7 +89,7 @@ t.test('the email is stored lower-cased and is unique whatever its case: 409', a
     t.match(again.json(), errorShape(409), variant)
     t.notOk(again.body.includes('another password 123'), 'no password in the error')
   }
-  t.equal(await countUsers(email), 1, 'still one account')
+  t.equal(await countUsers(app, email), 1, 'still one account')
   t.equal(await countSessions(app, first.json().user.id), 1, 'and no new session for it')
 })
 
@@ -129,7 +121,7 @@ t.test('400 for invalid bodies, and nothing is created', async (t) => {
     t.equal(res.statusCode, 400, name)
     t.match(res.json(), errorShape(400), name)
     t.notOk(res.body.includes(PASSWORD), `${name}: no password in the error`)
-    t.equal(await countUsers(email), 0, `${name}: no account created`)
+    t.equal(await countUsers(app, email), 0, `${name}: no account created`)
   }
 })
 
@@ -147,5 +139,5 @@ t.test('415 for a body that is not JSON, 413 for an oversized one, and nothing i
   })
   t.equal(huge.statusCode, 413)
   t.match(huge.json(), errorShape(413))
-  t.equal(await countUsers(email), 0)
+  t.equal(await countUsers(app, email), 0)
 })
