@@ -1,6 +1,6 @@
 import { isIP } from 'node:net'
 import type { FastifyRequest } from 'fastify'
-import type { ClientInfo } from '../services/context.js'
+import type { ClientInfo } from './services/context.js'
 
 /**
  * The client's IP address: request.ip (which honours TRUST_PROXY) when it is an IP address,

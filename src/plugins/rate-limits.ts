@@ -13,7 +13,7 @@
 // Every count is an @fastify/rate-limit limiter, so the plugin's `store` option decides where the
 // counts live (default: the service's memory, bounded LRU, windows on the injected clock). The
 // store must implement `read` (peek without counting) as well as `incr`, like the plugin's own
-// local and Redis stores. Keys use clientIp (routes/client-info.ts): request.ip honours
+// local and Redis stores. Keys use clientIp (src/client-info.ts): request.ip honours
 // TRUST_PROXY, a forwarded value that is not an address falls back to the socket's, and an IPv6
 // client counts as its /64, like @fastify/rate-limit's default key.
 import { createHash } from 'node:crypto'
@@ -24,7 +24,7 @@ import type { FastifyReply, FastifyRequest, onErrorAsyncHookHandler, preHandlerA
 import fp from 'fastify-plugin'
 import { LRUCache } from 'lru-cache'
 import type { RefreshTokenClaims } from '../auth/claims.js'
-import { clientIp } from '../routes/client-info.js'
+import { clientIp } from '../client-info.js'
 import { TooManyRequestsError } from './http-errors.js'
 
 export interface RateLimitsOptions {

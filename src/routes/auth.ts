@@ -13,7 +13,7 @@ import { ErrorRef, NoContentSchema } from '../../schemas/common.js'
 import { changePassword, login, register } from '../services/accounts.js'
 import { InvalidRefreshTokenError } from '../services/errors.js'
 import { refreshSession, revokeSession } from '../services/sessions.js'
-import { clientInfo } from './client-info.js'
+import { clientInfo } from '../client-info.js'
 
 const TokenPairRef = Type.Ref(TokenPairSchema)
 

@@ -3,7 +3,7 @@ import { LogoutRequestSchema } from '../../schemas/auth.js'
 import { ErrorRef, NoContentSchema } from '../../schemas/common.js'
 import { InvalidAccessTokenError } from '../plugins/http-errors.js'
 import { logout } from '../services/sessions.js'
-import { clientInfo } from './client-info.js'
+import { clientInfo } from '../client-info.js'
 
 function isEmptyObject(value: unknown): boolean {
   return typeof value === 'object' && value !== null && !Array.isArray(value) && Object.keys(value).length === 0

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { ErrorRef, NoContentSchema } from '../../schemas/common.js'
 import { SessionListSchema, SessionParamsSchema } from '../../schemas/sessions.js'
 import { deleteSessionById, listSessions } from '../services/sessions.js'
-import { clientInfo } from './client-info.js'
+import { clientInfo } from '../client-info.js'
 
 const sessionRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/sessions', {
