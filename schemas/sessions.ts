@@ -1,14 +1,19 @@
 import { Type } from '@sinclair/typebox'
 import { Nullable, TimestampSchema, UuidSchema } from './common.js'
 
+/** What describes a session wherever it is listed (GET /sessions, the admin endpoints). */
+export const SessionProperties = {
+  id: UuidSchema,
+  created_at: TimestampSchema,
+  last_used_at: TimestampSchema,
+  expires_at: TimestampSchema,
+  user_agent: Nullable(Type.String()),
+  ip: Nullable(Type.String())
+}
+
 export const SessionSchema = Type.Object(
   {
-    id: UuidSchema,
-    created_at: TimestampSchema,
-    last_used_at: TimestampSchema,
-    expires_at: TimestampSchema,
-    user_agent: Nullable(Type.String()),
-    ip: Nullable(Type.String()),
+    ...SessionProperties,
     current: Type.Boolean({ description: 'True for the session of the calling access token' })
   },
   { $id: 'Session', title: 'Session' }

@@ -25,6 +25,10 @@ import meRoutes from './routes/me.js'
 import sessionRoutes from './routes/sessions.js'
 import verifyRoutes from './routes/verify.js'
 import wellKnownRoutes from './routes/well-known.js'
+import adminRoutes from './routes/admin.js'
+import oauthRoutes from './routes/oauth.js'
+import serviceClientsPlugin from './plugins/service-clients.js'
+import { loadServiceClients, type ServiceClients } from './auth/service-clients.js'
 import type { KeyRing } from './auth/keys.js'
 
 export const API_PREFIX = '/api/v1/auth'
@@ -38,11 +42,15 @@ export interface BuildOptions {
   pgliteDir?: string
   /** Apply migrations at start-up (default: on PGlite only). */
   migrate?: boolean
+  /** Machine clients instead of reading SERVICE_CLIENTS_FILE (tests). */
+  serviceClients?: ServiceClients
   logger?: FastifyServerOptions['logger']
 }
 
 export async function buildApp(config: Config, options: BuildOptions = {}) {
   const now = options.now ?? (() => new Date())
+  // Read before anything opens: a bad clients file stops the start with one line (src/server.ts).
+  const serviceClients = options.serviceClients ?? (await loadServiceClients(config.serviceClientsFile))
   const app = Fastify({
     logger: options.logger ?? loggerOptions(config),
     bodyLimit: config.bodyLimit,
@@ -103,6 +111,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     now,
     keys: options.keys
   })
+  await app.register(serviceClientsPlugin, { clients: serviceClients })
   await app.register(rateLimitsPlugin, {
     enabled: config.rateLimit.enabled,
     ipMax: config.rateLimit.ipMax,
@@ -128,8 +137,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     await api.register(meRoutes)
     await api.register(sessionRoutes)
     await api.register(verifyRoutes)
+    await api.register(oauthRoutes, { userTokensClientId: config.tokens.clientId })
+    await api.register(adminRoutes, { prefix: '/admin' })
   }, { prefix: API_PREFIX })
-  await app.register(wellKnownRoutes)
+  await app.register(wellKnownRoutes, { publicUrl: config.publicUrl, issuer: config.tokens.issuer, apiPrefix: API_PREFIX })
   await app.register(healthRoutes)
 
   const internal = await buildInternalApp(config, app)

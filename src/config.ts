@@ -26,7 +26,8 @@ const EnvSchema = Type.Object({
   REFRESH_REUSE_GRACE: Type.Integer({ default: 10, minimum: 0, maximum: 300 }),
   CLOCK_TOLERANCE: Type.Integer({ default: 5, minimum: 0, maximum: 300 }),
 
-  JWT_ISSUER: Type.String({ default: 'auth-service', minLength: 1 }),
+  PUBLIC_URL: Type.Optional(Type.String({ minLength: 1 })),
+  JWT_ISSUER: Type.Optional(Type.String({ minLength: 1 })),
   JWT_AUDIENCE: Type.String({ default: 'api', minLength: 1 }),
   JWT_CLIENT_ID: Type.String({ default: 'auth-service', minLength: 1 }),
   JWT_ALGORITHM: Type.Union(
@@ -39,6 +40,7 @@ const EnvSchema = Type.Object({
   JWT_VERIFY_KEYS_FILE: Type.Optional(Type.String({ minLength: 1 })),
   JWT_SECRET: Type.Optional(Type.String({ minLength: 1 })),
   REFRESH_CHAIN_SECRET: Type.Optional(Type.String({ minLength: 1 })),
+  SERVICE_CLIENTS_FILE: Type.Optional(Type.String({ minLength: 1 })),
 
   BODY_LIMIT: Type.Integer({ default: 1_048_576, minimum: 1024 }),
   TRUST_PROXY: Type.String({ default: 'false' }),
@@ -77,11 +79,19 @@ export interface Config {
   readonly logLevel: Env['LOG_LEVEL']
   readonly bodyLimit: number
   readonly trustProxy: boolean | number | string
+  /**
+   * Where clients reach the service (PUBLIC_URL, default `http://HOST:PORT`), no trailing slash:
+   * the absolute URLs of the metadata documents are built from it.
+   */
+  readonly publicUrl: string
+  /** SERVICE_CLIENTS_FILE: the machine clients (src/auth/service-clients.ts); undefined: none. */
+  readonly serviceClientsFile: string | undefined
   readonly tokens: {
     readonly accessTtl: number
     readonly refreshTtl: number
     readonly reuseGrace: number
     readonly clockTolerance: number
+    /** `iss` of every token and metadata document: JWT_ISSUER, else the public URL. */
     readonly issuer: string
     readonly audience: string
     readonly clientId: string
@@ -141,6 +151,24 @@ function parsePositiveDuration(name: string, value: string): number {
   return seconds
 }
 
+/**
+ * PUBLIC_URL as the issuer and the base of every absolute URL (RFC 8414 §2: https or http, no
+ * query, no fragment), without a trailing slash. The default names the listener itself.
+ */
+function parsePublicUrl(value: string | undefined, host: string, port: number): string {
+  if (value === undefined) return `http://${host.includes(':') ? `[${host}]` : host}:${port}`
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    throw new ConfigError(`PUBLIC_URL must be an absolute http or https URL (got "${value}")`)
+  }
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.search || url.hash || value.includes('#') || url.username || url.password) {
+    throw new ConfigError(`PUBLIC_URL must be an http or https URL without query, fragment or credentials (got "${value}")`)
+  }
+  return url.href.replace(/\/+$/, '')
+}
+
 function parseTrustProxy(value: string): boolean | number | string {
   if (value === 'true') return true
   if (value === 'false' || value === '') return false
@@ -179,6 +207,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError('INTERNAL_PORT must differ from PORT')
   }
 
+  const publicUrl = parsePublicUrl(env.PUBLIC_URL, env.HOST, env.PORT)
+
   return Object.freeze({
     env: env.NODE_ENV,
     isProduction,
@@ -192,12 +222,14 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     logLevel: env.LOG_LEVEL,
     bodyLimit: env.BODY_LIMIT,
     trustProxy: parseTrustProxy(env.TRUST_PROXY),
+    publicUrl,
+    serviceClientsFile: env.SERVICE_CLIENTS_FILE,
     tokens: Object.freeze({
       accessTtl,
       refreshTtl,
       reuseGrace: env.REFRESH_REUSE_GRACE,
       clockTolerance: env.CLOCK_TOLERANCE,
-      issuer: env.JWT_ISSUER,
+      issuer: env.JWT_ISSUER ?? publicUrl,
       audience: env.JWT_AUDIENCE,
       clientId: env.JWT_CLIENT_ID,
       verifiedCacheSize: env.TOKEN_CACHE_SIZE

@@ -16,12 +16,15 @@ const REDACT = [
   '*.new_password',
   '*.refresh_token',
   '*.access_token',
-  '*.token'
+  '*.token',
+  '*.client_secret',
+  '*.client_secret_hash'
 ]
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
-/** Shorter than any token; longer than any static segment of this API's routes (`.well-known`). */
+/** Shorter than any token; longer than the static segments of this API's routes but these: */
 const LONGEST_LOGGED_SEGMENT = 19
+const LONG_STATIC_SEGMENTS = new Set(['oauth-authorization-server'])
 
 /**
  * The path as logged (docs/security.md, "Internal endpoints and headers"): a client may put a
@@ -34,7 +37,7 @@ export function redactPath(path: string): string {
   const segments = path.split('/')
   for (let i = 0; i < segments.length; i++) {
     const segment = segments[i]
-    if (segment.length > LONGEST_LOGGED_SEGMENT && !UUID.test(segment)) segments[i] = '[redacted]'
+    if (segment.length > LONGEST_LOGGED_SEGMENT && !UUID.test(segment) && !LONG_STATIC_SEGMENTS.has(segment)) segments[i] = '[redacted]'
   }
   return segments.join('/')
 }

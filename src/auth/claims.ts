@@ -3,13 +3,18 @@
 // paths (token-verifier.ts) end here, and time is always the service's injected clock.
 import type { SigningAlgorithm } from './keys.js'
 
-/** The token kinds this service issues, each with a `typ` of its own (RFC 9068 for access tokens). */
-export type TokenKind = 'access' | 'refresh'
+/**
+ * The token kinds this service issues: a user's access and refresh tokens, and the access tokens
+ * of machine clients (the client credentials grant). Access tokens of both kinds are RFC 9068
+ * tokens; they are told apart by their audience and their claims (a machine token has no `sid`).
+ */
+export type TokenKind = 'access' | 'refresh' | 'machine'
 
 export const TOKEN_TYP: Readonly<Record<TokenKind, string>> = {
   access: 'at+jwt',
   // Never accepted where an access token is expected, nor the other way round; a plain `JWT` is neither.
-  refresh: 'refresh+jwt'
+  refresh: 'refresh+jwt',
+  machine: 'at+jwt'
 }
 
 export interface AccessTokenClaims {
@@ -35,9 +40,23 @@ export interface RefreshTokenClaims {
   exp: number
 }
 
+/** A machine client's access token: `sub` and `client_id` are the client, `aud` is this service. */
+export interface MachineTokenClaims {
+  iss: string
+  aud: string | string[]
+  sub: string
+  client_id: string
+  /** Space-separated, as granted at the token endpoint. */
+  scope: string
+  jti: string
+  iat: number
+  exp: number
+}
+
 export interface ClaimsOf {
   access: AccessTokenClaims
   refresh: RefreshTokenClaims
+  machine: MachineTokenClaims
 }
 
 /** What the tokens of this service are issued with and checked against. */
@@ -65,7 +84,17 @@ export class TokenRejectedError extends Error {
 
 const REQUIRED: Readonly<Record<TokenKind, readonly string[]>> = {
   access: ['iss', 'aud', 'sub', 'sid', 'client_id', 'jti', 'iat', 'exp'],
-  refresh: ['iss', 'aud', 'sub', 'sid', 'jti', 'iat', 'exp']
+  refresh: ['iss', 'aud', 'sub', 'sid', 'jti', 'iat', 'exp'],
+  machine: ['iss', 'aud', 'sub', 'client_id', 'scope', 'jti', 'iat', 'exp']
+}
+
+/**
+ * The audience a token of `kind` is issued for: users' tokens for the APIs (JWT_AUDIENCE), a
+ * machine client's for this service alone (its issuer URL), so no downstream API that accepts
+ * users' tokens can mistake one for a user's.
+ */
+export function audienceOf(kind: TokenKind, settings: TokenSettings): string {
+  return kind === 'machine' ? settings.issuer : settings.audience
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
@@ -81,7 +110,7 @@ export function canonicalUuid(value: unknown): string | undefined {
 
 /** How old a token of this kind may be, in seconds from `iat`: never older than its lifetime. */
 function maxAge(kind: TokenKind, settings: TokenSettings): number {
-  return kind === 'access' ? settings.accessTtl : settings.refreshTtl
+  return kind === 'refresh' ? settings.refreshTtl : settings.accessTtl
 }
 
 /** The `typ` header as RFC 8725 §3.11 compares it: case-insensitive, `application/` optional. */
@@ -99,9 +128,9 @@ function reject(reason: string): never {
 /**
  * The claims of a genuine token of `kind`, with `sub` and `sid` in canonical form; throws
  * TokenRejectedError naming the first rule broken. The rules: our algorithm, the kind's `typ`,
- * no `crit` (we understand no extension), every required claim, our `iss` and `aud`, `exp` not
- * passed, `nbf` reached, `iat` neither in the future nor older than the kind's lifetime (each
- * within the clock tolerance).
+ * no `crit` (we understand no extension), every required claim, our `iss` and the kind's `aud`,
+ * `exp` not passed, `nbf` reached, `iat` neither in the future nor older than the kind's lifetime
+ * (each within the clock tolerance); for a machine token, `sub` is its `client_id` and no `sid`.
  */
 export function checkClaims<K extends TokenKind>(
   kind: K,
@@ -119,16 +148,22 @@ export function checkClaims<K extends TokenKind>(
 
   if (payload.iss !== settings.issuer) reject('iss')
   const audiences = Array.isArray(payload.aud) ? payload.aud : [payload.aud]
-  if (!audiences.every((value) => typeof value === 'string') || !audiences.includes(settings.audience)) reject('aud')
+  if (!audiences.every((value) => typeof value === 'string') || !audiences.includes(audienceOf(kind, settings))) reject('aud')
 
   const { exp, iat, nbf } = payload
   if (!isTime(exp) || nowMs > exp * 1000 + tolerance) reject('exp')
   if (!isTime(iat) || iat * 1000 > nowMs + tolerance || nowMs > (iat + maxAge(kind, settings)) * 1000 + tolerance) reject('iat')
   if (nbf !== undefined && (!isTime(nbf) || nowMs < nbf * 1000 - tolerance)) reject('nbf')
 
+  if (!isText(payload.jti)) reject('jti')
+  if (kind === 'machine') {
+    if (!isText(payload.client_id) || payload.sub !== payload.client_id) reject('sub')
+    if ('sid' in payload) reject('sid')
+    if (typeof payload.scope !== 'string') reject('scope')
+    return payload as unknown as ClaimsOf[K]
+  }
   const sub = canonicalUuid(payload.sub) ?? reject('sub')
   const sid = canonicalUuid(payload.sid) ?? reject('sid')
-  if (!isText(payload.jti)) reject('jti')
   if (kind === 'access' && !isText(payload.client_id)) reject('client_id')
   return { ...payload, sub, sid } as unknown as ClaimsOf[K]
 }

@@ -1,6 +1,6 @@
 import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto'
 import { createSigner } from 'fast-jwt'
-import { TOKEN_TYP, type TokenKind, type TokenSettings } from './claims.js'
+import { audienceOf, TOKEN_TYP, type TokenKind, type TokenSettings } from './claims.js'
 import type { KeyRing } from './keys.js'
 
 export interface IssuedAccessToken {
@@ -11,7 +11,7 @@ export interface IssuedAccessToken {
 
 const toSeconds = (date: Date): number => Math.floor(date.getTime() / 1000)
 
-/** The signer of tokens of one kind: the current key, its kid, our iss and aud, the kind's typ. */
+/** The signer of tokens of one kind: the current key, its kid, our iss, the kind's aud and typ. */
 function signerOf(keys: KeyRing, settings: TokenSettings, kind: TokenKind) {
   return createSigner({
     key: keys.signingKey,
@@ -19,7 +19,7 @@ function signerOf(keys: KeyRing, settings: TokenSettings, kind: TokenKind) {
     kid: keys.signingKid,
     header: { alg: keys.algorithm, typ: TOKEN_TYP[kind] },
     iss: settings.issuer,
-    aud: settings.audience
+    aud: audienceOf(kind, settings)
   })
 }
 
@@ -27,6 +27,7 @@ function signerOf(keys: KeyRing, settings: TokenSettings, kind: TokenKind) {
 export function createTokenIssuer(keys: KeyRing, settings: TokenSettings) {
   const signAccess = signerOf(keys, settings, 'access')
   const signRefresh = signerOf(keys, settings, 'refresh')
+  const signMachine = signerOf(keys, settings, 'machine')
 
   return {
     /** An access token for a session; it never outlives the session itself. */
@@ -35,6 +36,13 @@ export function createTokenIssuer(keys: KeyRing, settings: TokenSettings) {
       const exp = Math.min(iat + settings.accessTtl, toSeconds(sessionExpiresAt))
       const token = signAccess({ sub: userId, sid: sessionId, client_id: settings.clientId, jti: randomUUID(), iat, exp })
       return { token, expiresIn: Math.max(exp - iat, 0) }
+    },
+
+    /** A machine client's access token (client credentials grant): RFC 9068, no session. */
+    issueMachineToken(clientId: string, scope: string, now: Date): IssuedAccessToken {
+      const iat = toSeconds(now)
+      const token = signMachine({ sub: clientId, client_id: clientId, scope, jti: randomUUID(), iat, exp: iat + settings.accessTtl })
+      return { token, expiresIn: settings.accessTtl }
     },
 
     /**

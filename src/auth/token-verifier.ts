@@ -30,8 +30,8 @@ export interface TokenVerifier {
   readonly cacheSize: number
 }
 
-/** Access tokens come back on every request of a session; a refresh token is used once. */
-const CACHED_KINDS: ReadonlySet<TokenKind> = new Set(['access'])
+/** Access tokens come back on every request of a session or client; a refresh token is used once. */
+const CACHED_KINDS: ReadonlySet<TokenKind> = new Set(['access', 'machine'])
 
 export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
   const { keys, settings, now } = options

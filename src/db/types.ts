@@ -9,6 +9,8 @@ export interface UsersTable {
   email: string
   password_hash: string
   display_name: string | null
+  /** Set by an administrator: no login and no refresh until enabled again. */
+  disabled: ColumnType<boolean, boolean | undefined, boolean>
   created_at: Timestamp
   updated_at: Timestamp
 }
@@ -39,6 +41,12 @@ export type AuthEventKind =
   | 'revoke'
   | 'session_deleted'
   | 'password_changed'
+  | 'client_token_issued'
+  | 'client_auth_failed'
+  | 'admin_user_lookup'
+  | 'admin_sessions_listed'
+  | 'user_disabled'
+  | 'user_enabled'
 
 export interface AuthEventsTable {
   id: ColumnType<number, never, never>
@@ -50,6 +58,8 @@ export interface AuthEventsTable {
   user_agent: string | null
   /** Small JSON facts, e.g. `{ "scope": "all_devices" }`; never a token or a password. */
   detail: ColumnType<Record<string, unknown> | null, string | null, never>
+  /** The machine client that acted (admin endpoints); null: the user or the service itself. */
+  actor_client_id: ColumnType<string | null, string | null | undefined, never>
 }
 
 export interface Database {

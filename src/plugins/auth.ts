@@ -61,8 +61,14 @@ const BEARER = /^Bearer +(\S+) *$/i
 const ATTEMPTED_BEARER = /^Bearer\s+\S/i
 
 /** The token of an `Authorization: Bearer <token>` header (RFC 6750 §2.1), if well formed. */
-function bearerToken(request: FastifyRequest): string | undefined {
+export function bearerToken(request: FastifyRequest): string | undefined {
   return BEARER.exec(request.headers.authorization ?? '')?.[1]
+}
+
+/** The error for a request without a well-formed Bearer token (RFC 6750 §3.1). */
+export function bearerMissingError(request: FastifyRequest): Error {
+  // A Bearer header with a malformed value was still an attempt at a token.
+  return ATTEMPTED_BEARER.test(request.headers.authorization ?? '') ? new InvalidAccessTokenError() : new MissingBearerTokenError()
 }
 
 /**
@@ -119,11 +125,7 @@ export default fp<AuthPluginOptions>(
     function bearerCheck(checkSession: boolean): onRequestHookHandler {
       return function authenticate(request, _reply, done) {
         const token = bearerToken(request)
-        if (!token) {
-          // A Bearer header with a malformed value was still an attempt at a token (RFC 6750 §3.1).
-          const attempted = ATTEMPTED_BEARER.test(request.headers.authorization ?? '')
-          return done(attempted ? new InvalidAccessTokenError() : new MissingBearerTokenError())
-        }
+        if (!token) return done(bearerMissingError(request))
         let caller: Caller
         try {
           const claims = verifier.verify(token, 'access')

@@ -2,11 +2,12 @@
 // message, code }, 5xx messages are masked, and Bearer 401s carry WWW-Authenticate.
 // https://fastify.dev/docs/latest/Reference/Errors/
 import { STATUS_CODES } from 'node:http'
-import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { isDatabaseUnavailable } from '../db/errors.js'
 import { setSecurityHeaders } from './security-headers.js'
 import { ServiceError, type ServiceErrorCode } from '../services/errors.js'
+import { InsufficientScopeError, insufficientScopeChallenge } from './http-errors.js'
 
 /** The status each refusal of the services answers with. */
 const SERVICE_ERROR_STATUS: Record<ServiceErrorCode, number> = {
@@ -19,7 +20,8 @@ const SERVICE_ERROR_STATUS: Record<ServiceErrorCode, number> = {
   AUTH_FORBIDDEN: 403,
   AUTH_INVALID_REQUEST: 400,
   AUTH_SESSION_NOT_FOUND: 404,
-  AUTH_WEAK_PASSWORD: 400
+  AUTH_WEAK_PASSWORD: 400,
+  AUTH_USER_NOT_FOUND: 404
 }
 
 /**
@@ -29,7 +31,7 @@ const SERVICE_ERROR_STATUS: Record<ServiceErrorCode, number> = {
  * the body) comes with a valid token, so it gets the bare challenge rather than telling the
  * client to throw that token away.
  */
-function bearerChallenge(error: { code?: string }): string {
+export function bearerChallenge(error: { code?: string }): string {
   return error.code === 'AUTH_INVALID_TOKEN' ? 'Bearer error="invalid_token"' : 'Bearer'
 }
 
@@ -76,35 +78,51 @@ export function frameworkErrorHandler(error: FastifyError, request: FastifyReque
     .send({ statusCode, error: STATUS_CODES[statusCode] ?? 'Bad Request', message: 'Malformed request URL', code: error.code })
 }
 
-/** Routes documented with `security: bearerAuth` take a Bearer token; so does anything authenticate threw. */
+/** Routes documented with a Bearer security scheme take a Bearer token; so does anything authenticate threw. */
 function takesBearerToken(request: FastifyRequest, error: FastifyError): boolean {
   if (error.code === 'AUTH_MISSING_TOKEN' || error.code === 'AUTH_INVALID_TOKEN') return true
   const security = request.routeOptions.schema?.security as Array<Record<string, unknown>> | undefined
-  return security?.some((scheme) => 'bearerAuth' in scheme) ?? false
+  return security?.some((scheme) => 'bearerAuth' in scheme || 'clientToken' in scheme) ?? false
+}
+
+/** What an error answers: its status and the message safe to send. */
+export interface ErrorVerdict {
+  readonly statusCode: number
+  readonly message: string
+}
+
+/**
+ * The status and safe message of `error`, logged and counted once: what every error handler of
+ * the service (this one, and the OAuth endpoints' in routes/oauth.ts) starts from.
+ */
+export function triageError(app: FastifyInstance, error: FastifyError, request: FastifyRequest, reply: FastifyReply): ErrorVerdict {
+  const aborted = clientAborted(error, request)
+  const statusCode = aborted ? 400 : statusOf(error)
+  if (aborted) {
+    // Nobody is left to answer: one info line, never an outage (docs/operations.md, "Database outages").
+    request.log.info({ code: error.code }, 'client aborted the request')
+  } else if (statusCode === 503) {
+    app.authMetrics.databaseUnavailable.inc()
+    request.log.error({ err: error }, 'database unavailable')
+  } else if (statusCode >= 500) {
+    request.log.error({ err: error }, 'request failed')
+  } else {
+    request.log.info({ code: error.code, statusCode }, error.message)
+  }
+  if (statusCode === 503) reply.header('retry-after', '5')
+  return { statusCode, message: messageOf(error, statusCode) }
 }
 
 export default fp(
   async function errorsPlugin(app) {
     app.setErrorHandler(function errorHandler(error: FastifyError, request, reply) {
-      const aborted = clientAborted(error, request)
-      const statusCode = aborted ? 400 : statusOf(error)
-      if (aborted) {
-        // Nobody is left to answer: one info line, never an outage (docs/operations.md, "Database outages").
-        request.log.info({ code: error.code }, 'client aborted the request')
-      } else if (statusCode === 503) {
-        app.authMetrics.databaseUnavailable.inc()
-        request.log.error({ err: error }, 'database unavailable')
-      } else if (statusCode >= 500) {
-        request.log.error({ err: error }, 'request failed')
-      } else {
-        request.log.info({ code: error.code, statusCode }, error.message)
-      }
+      const { statusCode, message } = triageError(app, error, request, reply)
       if (statusCode === 401 && takesBearerToken(request, error)) reply.header('www-authenticate', bearerChallenge(error))
-      if (statusCode === 503) reply.header('retry-after', '5')
+      if (error instanceof InsufficientScopeError) reply.header('www-authenticate', insufficientScopeChallenge(error.scope))
       return reply.code(statusCode).send({
         statusCode,
         error: STATUS_CODES[statusCode] ?? 'Error',
-        message: messageOf(error, statusCode),
+        message,
         ...(error.code && statusCode < 500 ? { code: error.code } : {})
       })
     })

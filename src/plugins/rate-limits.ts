@@ -6,9 +6,11 @@
 //                                           account slow every attempt (never refuse); successes never count
 //   app.limitRefresh(claimsOf)              /refresh: per IP, failed token checks per IP, rotations
 //                                           per session (a grace-window replay is not a rotation)
-//   app.limitAuthentication(group, check)   a credential check (/revoke's token, a future client
-//                                           authentication): per IP, and failed checks per IP,
-//                                           refused before the credential is even checked
+//   app.limitAuthentication(group, check)   a credential check (/revoke's token): per IP, and failed
+//                                           checks per IP, refused before the credential is even checked
+//   app.limitFailedAuthentication(group, check)
+//                                           machine clients' credentials (/token, /introspect): failed
+//                                           checks per IP only, since a service calls many times a minute
 //
 // Every count is an @fastify/rate-limit limiter, so the plugin's `store` option decides where the
 // counts live (default: the service's memory, bounded LRU, windows on the injected clock). The
@@ -53,6 +55,9 @@ export interface RateLimitsOptions {
 /** Which account a request is about; undefined when it cannot be told (then the IP limit alone applies). */
 export type AccountKey = (request: FastifyRequest) => string | undefined | Promise<string | undefined>
 
+/** Whether the request's credential is good. */
+export type CredentialCheck = (request: FastifyRequest) => boolean | Promise<boolean>
+
 export interface LoginLimitHooks {
   preHandler: preHandlerAsyncHookHandler[]
   onError: onErrorAsyncHookHandler[]
@@ -65,7 +70,9 @@ declare module 'fastify' {
     limitLogin: (accountOf: (request: FastifyRequest) => string) => LoginLimitHooks | Record<string, never>
     limitRefresh: (claimsOf: (request: FastifyRequest) => RefreshTokenClaims | undefined) => preHandlerAsyncHookHandler[]
     /** `check` says whether the request's credential is good; it runs only under the failure limit. */
-    limitAuthentication: (group: string, check: (request: FastifyRequest) => boolean | Promise<boolean>) => preHandlerAsyncHookHandler[]
+    limitAuthentication: (group: string, check: CredentialCheck) => preHandlerAsyncHookHandler[]
+    /** limitAuthentication without the per-IP count of every request: failures alone are limited. */
+    limitFailedAuthentication: (group: string, check: CredentialCheck) => preHandlerAsyncHookHandler[]
   }
 }
 
@@ -195,6 +202,7 @@ export default fp<RateLimitsOptions>(
       app.decorate('limitLogin', () => ({}))
       app.decorate('limitRefresh', () => [])
       app.decorate('limitAuthentication', () => [])
+      app.decorate('limitFailedAuthentication', () => [])
       return
     }
     const windowMs = options.windowSeconds * 1000
@@ -226,12 +234,12 @@ export default fp<RateLimitsOptions>(
       if (count > max) refuse(reply, retryAfter)
     }
 
-    /** Per IP every request, and failed credential checks per IP (refused before the check). */
-    function authenticationLimit(group: string, check: (request: FastifyRequest) => boolean | Promise<boolean>) {
+    /** Per IP every request (unless `everyRequest` is false), and failed credential checks per IP (refused before the check). */
+    function authenticationLimit(group: string, check: CredentialCheck, everyRequest = true) {
       const perIp = counter((request) => `${group}:ip:${addressOf(request)}`)
       const failures = counter((request) => `${group}:failed:${addressOf(request)}`)
       return async function limitAuthentication(request: FastifyRequest, reply: FastifyReply): Promise<void> {
-        await limit(perIp, options.ipMax, request, reply)
+        if (everyRequest) await limit(perIp, options.ipMax, request, reply)
         const failed = await failures.peek(request)
         // Past the limit the credential is not checked at all: a forged token costs no signature check.
         if (failed.count >= options.accountMax) refuse(reply, failed.retryAfter)
@@ -299,9 +307,8 @@ export default fp<RateLimitsOptions>(
       ]
     })
 
-    app.decorate('limitAuthentication', (group: string, check: (request: FastifyRequest) => boolean | Promise<boolean>) => [
-      authenticationLimit(group, check)
-    ])
+    app.decorate('limitAuthentication', (group: string, check: CredentialCheck) => [authenticationLimit(group, check)])
+    app.decorate('limitFailedAuthentication', (group: string, check: CredentialCheck) => [authenticationLimit(group, check, false)])
   },
   { name: 'rate-limits' }
 )

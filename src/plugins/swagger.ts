@@ -18,7 +18,25 @@ export default fp(
           version: '1.0.0'
         },
         components: {
-          securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } }
+          securitySchemes: {
+            bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: "A user's access token" },
+            clientToken: {
+              type: 'oauth2',
+              description: "A machine client's access token from POST /api/v1/auth/token, sent as Bearer",
+              flows: {
+                clientCredentials: {
+                  tokenUrl: '/api/v1/auth/token',
+                  scopes: {
+                    introspect: 'POST /introspect',
+                    'sessions:admin': 'The admin endpoints',
+                    'ssf.manage': 'Create, change and delete event streams',
+                    'ssf.read': 'Read event stream configuration and status, poll'
+                  }
+                }
+              }
+            },
+            clientBasic: { type: 'http', scheme: 'basic', description: 'A machine client\'s id and secret (client_secret_basic)' }
+          }
         }
       },
       // Keep shared schemas under their $id (User, TokenPair, ...) instead of def-N.

@@ -8,6 +8,8 @@ export interface AuditFacts {
   readonly ip?: string
   readonly userAgent?: string
   readonly detail?: Record<string, unknown>
+  /** The machine client that acted (the admin endpoints); absent: the user or the service itself. */
+  readonly actorClientId?: string
 }
 
 export interface AuditEvent extends AuditFacts {
@@ -15,7 +17,12 @@ export interface AuditEvent extends AuditFacts {
   readonly sessionId: string | null
 }
 
-export const AUDIT_COLUMNS = ['occurred_at', 'kind', 'ip', 'user_agent', 'detail', 'user_id', 'session_id'] as const
+export const AUDIT_COLUMNS = ['occurred_at', 'kind', 'ip', 'user_agent', 'detail', 'actor_client_id', 'user_id', 'session_id'] as const
+
+/** The placeholders of auditValues starting at $`first`, cast so PostgreSQL knows their types. */
+export function auditPlaceholders(first: number): string {
+  return ['timestamptz', 'text', 'text', 'text', 'jsonb', 'text'].map((type, i) => `$${first + i}::${type}`).join(', ')
+}
 
 /**
  * The constant part of an audit row as parameters, in AUDIT_COLUMNS order, for the
@@ -23,7 +30,7 @@ export const AUDIT_COLUMNS = ['occurred_at', 'kind', 'ip', 'user_agent', 'detail
  * the change it describes.
  */
 export function auditValues(facts: AuditFacts): unknown[] {
-  return [facts.at, facts.kind, facts.ip ?? null, facts.userAgent ?? null, facts.detail ? JSON.stringify(facts.detail) : null]
+  return [facts.at, facts.kind, facts.ip ?? null, facts.userAgent ?? null, facts.detail ? JSON.stringify(facts.detail) : null, facts.actorClientId ?? null]
 }
 
 export async function insertAuthEvent(db: Executor, event: AuditEvent): Promise<void> {
@@ -36,7 +43,8 @@ export async function insertAuthEvent(db: Executor, event: AuditEvent): Promise<
       session_id: event.sessionId,
       ip: event.ip ?? null,
       user_agent: event.userAgent ?? null,
-      detail: event.detail ? JSON.stringify(event.detail) : null
+      detail: event.detail ? JSON.stringify(event.detail) : null,
+      actor_client_id: event.actorClientId ?? null
     })
     .execute()
 }

@@ -1,5 +1,5 @@
 import type { NewSessionRow, SessionRow } from '../db/types.js'
-import { AUDIT_COLUMNS, auditValues, type AuditFacts } from './auth-events.js'
+import { AUDIT_COLUMNS, auditPlaceholders, auditValues, type AuditFacts } from './auth-events.js'
 import { runStatement, type Executor } from './executor.js'
 
 export type RotatedSession = Pick<SessionRow, 'id' | 'user_id' | 'rotated_at' | 'expires_at'>
@@ -18,20 +18,28 @@ const ROTATION_RETURNING = `
             users.email, users.display_name, users.created_at as user_created_at`
 
 // The hot-path statements, built once: fixed texts, values always as parameters (runStatement).
+// Only for a user who is not disabled. `for key share` (the lock the foreign key check takes
+// anyway) makes a disable that holds the user row `for update` (repositories/users.ts) wait for
+// this login's commit, and its deletion then ends the new session; or makes this insert wait for
+// the disable's commit and then find the user disabled. No session survives a disable.
 const INSERT_SESSION = `
-  with started as (
+  with owner as (select id from users where id = $2 and not disabled for key share),
+  started as (
     insert into user_sessions (id, user_id, refresh_jti_hash, previous_jti_hash, rotated_at, created_at, last_used_at,
                                expires_at, user_agent, ip)
-    values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+    select $1::uuid, owner.id, $3::text, $4::text, $5::timestamptz, $6::timestamptz, $7::timestamptz, $8::timestamptz,
+           $9::text, $10::text
+    from owner
     returning id, user_id)
   insert into auth_events (${AUDIT_COLUMNS.join(', ')})
-  select $11::timestamptz, $12::text, $13::text, $14::text, $15::jsonb, started.user_id, started.id from started`
+  select ${auditPlaceholders(11)}, started.user_id, started.id from started
+  returning session_id`
 
 const ROTATE_REFRESH_JTI = `
   update user_sessions
   set previous_jti_hash = user_sessions.refresh_jti_hash, refresh_jti_hash = $4, rotated_at = $5, last_used_at = $5
   from users
-  where users.id = user_sessions.user_id
+  where users.id = user_sessions.user_id and not users.disabled
     and user_sessions.id = $1 and user_sessions.user_id = $2
     and user_sessions.refresh_jti_hash = $3 and user_sessions.expires_at > $5
   ${ROTATION_RETURNING}`
@@ -40,32 +48,36 @@ const TOUCH_RECENTLY_ROTATED = `
   update user_sessions
   set last_used_at = $6
   from users
-  where users.id = user_sessions.user_id
+  where users.id = user_sessions.user_id and not users.disabled
     and user_sessions.id = $1 and user_sessions.user_id = $2
     and user_sessions.previous_jti_hash = $3 and user_sessions.refresh_jti_hash = $4
     and user_sessions.rotated_at > $5 and user_sessions.expires_at > $6
   ${ROTATION_RETURNING}`
 
-/** Deletes the selected sessions of user $1 and audits each with $2-$6; `which` may use $7. */
+/** Deletes the selected sessions of user $1 and audits each with $2-$7; `which` may use $8. */
 const endSessionsStatement = (which: string) => `
   with ended as (delete from user_sessions where user_id = $1 ${which} returning id, user_id)
   insert into auth_events (${AUDIT_COLUMNS.join(', ')})
-  select $2::timestamptz, $3::text, $4::text, $5::text, $6::jsonb, ended.user_id, ended.id from ended
+  select ${auditPlaceholders(2)}, ended.user_id, ended.id from ended
   returning session_id`
 const END_SESSIONS = {
   all: endSessionsStatement(''),
-  one: endSessionsStatement('and id = $7'),
-  allBut: endSessionsStatement('and id <> $7')
+  one: endSessionsStatement('and id = $8'),
+  allBut: endSessionsStatement('and id <> $8')
 }
 
 const FIND_LIVE_SESSION_OWNER = 'select user_id from user_sessions where id = $1 and expires_at > $2'
 
-/** Opens a session and records the event (login, register) in the same statement. */
-export async function insertSession(db: Executor, session: Required<NewSessionRow>, audit: AuditFacts): Promise<void> {
-  await runStatement(db, INSERT_SESSION, [
+/**
+ * Opens a session and records the event (login, register) in the same statement; false, and
+ * nothing written, if the user is disabled (or gone).
+ */
+export async function insertSession(db: Executor, session: Required<NewSessionRow>, audit: AuditFacts): Promise<boolean> {
+  const rows = await runStatement(db, INSERT_SESSION, [
     session.id, session.user_id, session.refresh_jti_hash, session.previous_jti_hash, session.rotated_at,
     session.created_at, session.last_used_at, session.expires_at, session.user_agent, session.ip, ...auditValues(audit)
   ])
+  return rows.length > 0
 }
 
 /**
@@ -169,4 +181,17 @@ export async function deleteExpiredSessions(db: Executor, now: Date, limit: numb
     .returning('id')
     .execute()
   return rows.length
+}
+
+const IS_CURRENT_REFRESH_JTI = `
+  select 1 from user_sessions
+  where id = $1 and user_id = $2 and refresh_jti_hash = $3 and expires_at > $4`
+
+/**
+ * Whether `jtiHash` is the current refresh jti of a live session of `userId`: what makes a
+ * refresh token active for introspection (one rotated away is not, even within the grace window).
+ */
+export async function isCurrentRefreshJti(db: Executor, sessionId: string, userId: string, jtiHash: string, now: Date): Promise<boolean> {
+  const rows = await runStatement(db, IS_CURRENT_REFRESH_JTI, [sessionId, userId, jtiHash, now])
+  return rows.length > 0
 }

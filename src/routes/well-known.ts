@@ -1,7 +1,48 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { AuthorizationServerMetadataSchema } from '../../schemas/oauth.js'
 import { JwksSchema } from '../../schemas/well-known.js'
+import { SCOPES } from '../auth/service-clients.js'
 
-const wellKnownRoutes: FastifyPluginAsyncTypebox = async (app) => {
+export interface WellKnownOptions {
+  /** PUBLIC_URL: the base of every absolute URL in the metadata. */
+  publicUrl: string
+  issuer: string
+  /** Where the API lives under the public URL (`/api/v1/auth`). */
+  apiPrefix: string
+}
+
+/** RFC 8414 §2 metadata: what a standard OAuth client or resource server discovers. */
+export function authorizationServerMetadata({ publicUrl, issuer, apiPrefix }: WellKnownOptions) {
+  const api = `${publicUrl}${apiPrefix}`
+  return Object.freeze({
+    issuer,
+    jwks_uri: `${publicUrl}/.well-known/jwks.json`,
+    token_endpoint: `${api}/token`,
+    introspection_endpoint: `${api}/introspect`,
+    revocation_endpoint: `${api}/revoke`,
+    // No authorization endpoint: users log in through the API, machine clients by client credentials.
+    response_types_supported: [],
+    grant_types_supported: ['client_credentials'],
+    token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
+    // A machine token with `introspect` (Bearer) is accepted as well; RFC 8414 has no name for it.
+    introspection_endpoint_auth_methods_supported: ['client_secret_basic'],
+    // RFC 7009 revocation of a user's refresh token needs no client: the token is the credential.
+    revocation_endpoint_auth_methods_supported: ['none'],
+    scopes_supported: [...SCOPES]
+  })
+}
+
+const wellKnownRoutes: FastifyPluginAsyncTypebox<WellKnownOptions> = async (app, options) => {
+  const metadata = authorizationServerMetadata(options)
+  app.get('/.well-known/oauth-authorization-server', {
+    schema: {
+      tags: ['keys'],
+      summary: 'OAuth 2.0 authorization server metadata (RFC 8414)',
+      response: { 200: AuthorizationServerMetadataSchema }
+    },
+    handler: async (_request, reply) => reply.header('cache-control', 'public, max-age=300').send(metadata)
+  })
+
   app.get('/.well-known/jwks.json', {
     schema: {
       tags: ['keys'],

@@ -62,9 +62,11 @@ export async function login(ctx: AuthContext, credentials: Credentials, client: 
   const email = normalizeEmail(credentials.email)
   const user = await findUserByEmail(ctx.db, email)
   const valid = user ? await verifyPassword(user.password_hash, credentials.password) : await burnPasswordCheck(credentials.password)
-  if (!user || !valid) {
+  // A disabled user is refused after the same work, with the same answer (no enumeration).
+  if (!user || !valid || user.disabled) {
     // Who tried which account from where (credential stuffing shows up here); never the password.
-    const event = { ...auditFacts(ctx, 'login_failed', client, { email }), userId: user?.id ?? null, sessionId: null }
+    const detail = user?.disabled && valid ? { email, reason: 'disabled' } : { email }
+    const event = { ...auditFacts(ctx, 'login_failed', client, detail), userId: user?.id ?? null, sessionId: null }
     await insertAuthEvent(ctx.db, event)
     ctx.recorded(event)
     throw new InvalidCredentialsError()

@@ -12,7 +12,8 @@ const MESSAGES = {
   AUTH_FORBIDDEN: 'The refresh token belongs to another user',
   AUTH_INVALID_REQUEST: 'Invalid request',
   AUTH_SESSION_NOT_FOUND: 'Session not found',
-  AUTH_WEAK_PASSWORD: 'The password does not meet the password policy'
+  AUTH_WEAK_PASSWORD: 'The password does not meet the password policy',
+  AUTH_USER_NOT_FOUND: 'User not found'
 } as const
 
 export type ServiceErrorCode = keyof typeof MESSAGES
@@ -46,3 +47,5 @@ export const InvalidLogoutRequestError = serviceError('AUTH_INVALID_REQUEST')
 export const SessionNotFoundError = serviceError('AUTH_SESSION_NOT_FOUND')
 /** A new password the policy refuses (services/password-policy.ts); the message says why. */
 export const WeakPasswordError = serviceError('AUTH_WEAK_PASSWORD')
+/** An admin endpoint named a user that does not exist. */
+export const UserNotFoundError = serviceError('AUTH_USER_NOT_FOUND')

@@ -13,6 +13,7 @@ import type { Executor } from '../repositories/executor.js'
 import { auditFacts, type AuthContext, type Caller, type ClientInfo } from './context.js'
 import {
   ForeignSessionError,
+  InvalidCredentialsError,
   InvalidLogoutRequestError,
   InvalidRefreshTokenError,
   RefreshTokenReuseError,
@@ -45,7 +46,7 @@ export async function startSession(
   const jti = ctx.tokens.newRefreshJti()
   // REFRESH_TOKEN_TTL counts from login; rotation never extends it.
   const expiresAt = new Date(now.getTime() + ctx.settings.refreshTtl * 1000)
-  await insertSession(db, {
+  const opened = await insertSession(db, {
     id: sessionId,
     user_id: user.id,
     refresh_jti_hash: ctx.tokens.hashJti(jti),
@@ -57,6 +58,8 @@ export async function startSession(
     user_agent: facts.userAgent ?? null,
     ip: client.ip ?? null
   }, facts)
+  // The user was disabled while the password was checked: answered like a wrong password.
+  if (!opened) throw new InvalidCredentialsError()
   ctx.recorded({ ...facts, userId: user.id, sessionId })
   return tokenPair(ctx, user, { id: sessionId, user_id: user.id, rotated_at: now, expires_at: expiresAt }, jti, now)
 }

@@ -39,7 +39,8 @@ const issuer = createTokenIssuer(keys, settings)
 
 const REQUIRED: Record<TokenKind, string[]> = {
   access: ['iss', 'aud', 'sub', 'sid', 'client_id', 'jti', 'iat', 'exp'],
-  refresh: ['iss', 'aud', 'sub', 'sid', 'jti', 'iat', 'exp']
+  refresh: ['iss', 'aud', 'sub', 'sid', 'jti', 'iat', 'exp'],
+  machine: ['iss', 'aud', 'sub', 'client_id', 'scope', 'jti', 'iat', 'exp']
 }
 
 /** The oracle: fast-jwt with every documented rule, plus the rules it has no option for. */
