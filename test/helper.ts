@@ -1,5 +1,5 @@
 import { createPrivateKey, randomUUID, sign, type KeyObject } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import pg from 'pg'
@@ -10,6 +10,7 @@ import { loadConfig } from '../src/config.js'
 import { pgliteDirFor } from '../src/db/database.js'
 import { loggerOptions } from '../src/logging.js'
 import { generateSigningKeyPem } from '../src/auth/keys.js'
+import { generateClientSecret, hashClientSecret } from '../src/auth/service-clients.js'
 import { copyPgliteTemplate } from './support/pglite-template.js'
 
 export { API_PREFIX }
@@ -42,6 +43,49 @@ export interface TestAppOptions {
    * including the sessions and audit events of test files running at the same time.
    */
   ownDatabase?: boolean
+  /** Machine clients, written to a SERVICE_CLIENTS_FILE the app reads at start-up as in production. */
+  clients?: readonly TestClient[]
+}
+
+/** A machine client of a test: its id, its secret (the file holds only the hash) and its scopes. */
+export interface TestClient {
+  readonly clientId: string
+  readonly secret: string
+  readonly scope: string
+}
+
+/** A new machine client with a fresh secret, as `npm run client -- create` makes one. */
+export function testClient(scope: string, clientId = `client-${randomUUID().slice(0, 8)}`): TestClient {
+  return { clientId, secret: generateClientSecret(), scope }
+}
+
+/** The SERVICE_CLIENTS_FILE entry of a test client. */
+export function clientEntry(client: TestClient) {
+  return { client_id: client.clientId, client_secret_hash: hashClientSecret(client.secret), scope: client.scope }
+}
+
+/** `Authorization: Basic` with the client's id and secret (client_secret_basic). */
+export function basicAuth(client: Pick<TestClient, 'clientId' | 'secret'>): Record<string, string> {
+  return { authorization: `Basic ${Buffer.from(`${client.clientId}:${client.secret}`).toString('base64')}` }
+}
+
+/** A form body (application/x-www-form-urlencoded) for app.inject. */
+export function form(fields: Record<string, string>) {
+  return { headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: new URLSearchParams(fields).toString() }
+}
+
+/** A machine token for `client` from POST /token (all its scopes unless `scope` says). */
+export async function machineToken(app: App, client: TestClient, scope?: string): Promise<string> {
+  const body = form({ grant_type: 'client_credentials', ...(scope === undefined ? {} : { scope }) })
+  const res = await app.inject({ method: 'POST', url: `${API_PREFIX}/token`, payload: body.payload, headers: { ...body.headers, ...basicAuth(client) } })
+  if (res.statusCode !== 200) throw new Error(`token failed: ${res.statusCode} ${res.body}`)
+  return res.json().access_token
+}
+
+/** POST /introspect of `token`, authenticated by the client's Basic credentials. */
+export function introspectWith(app: App, client: TestClient, token: string, hint?: string) {
+  const body = form({ token, ...(hint === undefined ? {} : { token_type_hint: hint }) })
+  return app.inject({ method: 'POST', url: `${API_PREFIX}/introspect`, payload: body.payload, headers: { ...body.headers, ...basicAuth(client) } })
 }
 
 /**
@@ -54,7 +98,10 @@ export async function buildTestApp(t: Test, options: TestAppOptions = {}): Promi
   const privateKeyPem = generateSigningKeyPem('EdDSA')
   const sharedDatabaseUrl = process.env.TEST_DATABASE_URL
   const databaseUrl = sharedDatabaseUrl && options.ownDatabase ? await createOwnDatabase(t, sharedDatabaseUrl) : sharedDatabaseUrl
+  const clientsFile = path.join(dataDir, 'clients.json')
+  if (options.clients) writeFileSync(clientsFile, JSON.stringify({ clients: options.clients.map(clientEntry) }))
   const config = loadConfig({
+    ...(options.clients ? { SERVICE_CLIENTS_FILE: clientsFile } : {}),
     NODE_ENV: 'test',
     DATA_DIR: dataDir,
     LOG_LEVEL: 'silent',
