@@ -94,7 +94,8 @@ export function parseServiceClients(text: string): ServiceClients {
   try {
     document = JSON.parse(text)
   } catch (err) {
-    throw new ConfigError(`not valid JSON (${(err as Error).message})`)
+    // V8 quotes the text around the error, newlines included: the message must stay one line.
+    throw new ConfigError(`not valid JSON (${(err as Error).message.replace(/\s+/g, ' ')})`)
   }
   if (!isPlainObject(document) || !Array.isArray(document.clients)) throw new ConfigError('must be an object { "clients": [ ... ] }')
   for (const member of Object.keys(document)) {
