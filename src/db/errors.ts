@@ -11,9 +11,11 @@
  * - 57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now (starting up, shutting
  *   down, in recovery), 57P05 idle-session timeout; 57014 query canceled (statement_timeout, or an
  *   operator's pg_cancel_backend); 55P03 lock not available (lock_timeout);
- * - 25006 read-only SQL transaction: after a failover the old primary, or a standby, refuses writes.
+ * - 25006 read-only SQL transaction: after a failover the old primary, or a standby, refuses writes;
+ * - 40001 serialization failure and 40P01 deadlock detected: the transaction was rolled back
+ *   whole, nothing of it was written, and the same request sent again succeeds.
  */
-const UNAVAILABLE_SQLSTATE = /^(08...|53...|57P0[1235]|57014|55P03|25006)$/
+const UNAVAILABLE_SQLSTATE = /^(08...|53...|57P0[1235]|57014|55P03|25006|40001|40P01)$/
 /** 55000 "object not in prerequisite state" means many things; only this one is an outage. */
 const NOT_ACCEPTING_CONNECTIONS = /is not currently accepting connections/i
 const UNAVAILABLE_NODE_CODES = new Set([

@@ -96,10 +96,12 @@ export async function changePassword(
   const changed = { ...auditFacts(ctx, 'password_changed', client), userId: user.id, sessionId: caller.sessionId }
   const loggedOut = auditFacts(ctx, 'logout', client, { scope: 'password_change', by_session: caller.sessionId })
   const deleted = await ctx.db.transaction().execute(async (trx) => {
-    // The caller's session may have been logged out while the hashes were computed: the change
-    // commits only if the session still exists, and a logout racing it waits for the commit.
-    if (!(await holdLiveSession(trx, caller.sessionId, user.id, changed.at))) throw new SessionEndedError()
+    // The user row first, then the session, the order a disable takes them in (services/admin.ts):
+    // no deadlock between the two. The caller's session may have been logged out while the
+    // hashes were computed: the change commits only if the session still exists, and a logout
+    // racing it waits for the commit.
     await updatePasswordHash(trx, user.id, passwordHash, changed.at)
+    if (!(await holdLiveSession(trx, caller.sessionId, user.id, changed.at))) throw new SessionEndedError()
     await insertAuthEvent(trx, changed)
     return endSessions(trx, { userId: user.id, exceptSessionId: caller.sessionId }, loggedOut)
   })

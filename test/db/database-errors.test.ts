@@ -180,3 +180,25 @@ t.test('PostgreSQL itself: too many connections, admin shutdown, read-only', { s
   t.match(notYet, { code: '55000' })
   t.notOk(isDatabaseUnavailable(notYet), '55000 about a sequence: not an outage')
 })
+
+t.test('PostgreSQL itself: a deadlock rolls one transaction back, and it is answered 503 (retry), not 500', { skip: databaseUrl ? false : 'needs PostgreSQL: set TEST_DATABASE_URL' }, async (t) => {
+  const table = `deadlock_${randomUUID().replaceAll('-', '')}`
+  await adminQuery(databaseUrl!, `create table ${table} (id int primary key)`)
+  t.teardown(() => adminQuery(databaseUrl!, `drop table if exists ${table}`))
+  await adminQuery(databaseUrl!, `insert into ${table} values (1), (2)`)
+  const [a, b] = [new pg.Client({ connectionString: databaseUrl }), new pg.Client({ connectionString: databaseUrl })]
+  await Promise.all([a.connect(), b.connect()])
+  t.teardown(() => Promise.all([a.end(), b.end()]))
+  await Promise.all([a.query('begin'), b.query('begin')])
+  await a.query(`select id from ${table} where id = 1 for update`)
+  await b.query(`select id from ${table} where id = 2 for update`)
+  // Each now waits for the row the other holds: PostgreSQL breaks the cycle by failing one.
+  const outcomes = await Promise.all([
+    a.query(`select id from ${table} where id = 2 for update`).catch((err: unknown) => err),
+    b.query(`select id from ${table} where id = 1 for update`).catch((err: unknown) => err)
+  ])
+  const deadlock = outcomes.find((outcome) => outcome instanceof Error)
+  t.match(deadlock, { code: '40P01' })
+  t.ok(isDatabaseUnavailable(deadlock), '40P01 deadlock detected: the request may be sent again')
+  await Promise.all([a.query('rollback'), b.query('rollback')])
+})
