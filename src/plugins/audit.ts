@@ -28,6 +28,7 @@ export default fp(
               session_id: event.sessionId,
               ended_sessions: endedSessions,
               ip: event.ip,
+              ...(event.actorClientId === undefined ? {} : { actor_client_id: event.actorClientId }),
               detail: event.detail
             }
           },
