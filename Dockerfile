@@ -19,6 +19,12 @@
 # /data volume) and applies migrations itself at start-up. With DATABASE_URL (PostgreSQL) it
 # refuses to serve on a schema that is behind: run the migrations first, with the same image:
 #   docker run --rm -e DATABASE_URL=postgres://... auth-service node dist/scripts/migrate.js
+#
+# Issuer: set PUBLIC_URL to the URL clients reach the service at (https://auth.example.com). It is
+# the `iss` of every token and the base of the metadata's URLs; the default, http://HOST:PORT,
+# would be http://0.0.0.0:3000 here. Machine clients (docs/clients.md): mount the clients file
+# read-only and set SERVICE_CLIENTS_FILE; a new client's entry comes from
+#   docker run --rm auth-service node dist/scripts/client.js create billing --scope introspect
 
 # Node 24 LTS on Debian 13 (trixie), the current Debian stable. CI also runs the test suite on
 # Node 24 (.ci/run); package.json "engines" lists the supported versions.

@@ -84,6 +84,8 @@ export interface Config {
    * the absolute URLs of the metadata documents are built from it.
    */
   readonly publicUrl: string
+  /** PUBLIC_URL was not set (production warns: the default names the listener, not what clients see). */
+  readonly publicUrlDefaulted: boolean
   /** SERVICE_CLIENTS_FILE: the machine clients (src/auth/service-clients.ts); undefined: none. */
   readonly serviceClientsFile: string | undefined
   readonly tokens: {
@@ -223,6 +225,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     bodyLimit: env.BODY_LIMIT,
     trustProxy: parseTrustProxy(env.TRUST_PROXY),
     publicUrl,
+    publicUrlDefaulted: env.PUBLIC_URL === undefined,
     serviceClientsFile: env.SERVICE_CLIENTS_FILE,
     tokens: Object.freeze({
       accessTtl,

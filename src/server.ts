@@ -21,6 +21,10 @@ async function main(): Promise<void> {
     process.exit(1)
   }
 
+  if (config.isProduction && config.publicUrlDefaulted) {
+    app.log.warn({ issuer: config.tokens.issuer }, 'PUBLIC_URL is not set: tokens and metadata name the listener address; set it to the URL clients use')
+  }
+
   // On SIGTERM/SIGINT: stop accepting, let in-flight requests finish, close the database.
   closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
     if (err) app.log.error({ err }, 'shutting down after an error')
