@@ -135,6 +135,66 @@ for (const kind of ['refresh', 'access'] as const) {
   })
 }
 
+/** The machine token oracle: fast-jwt with the machine rules, plus sub = client_id, no sid. */
+function machineOracle(): (token: string) => boolean {
+  const verify = createVerifier({
+    key: keys.verificationKey(keys.signingKid)!,
+    algorithms: ['EdDSA'],
+    allowedIss: settings.issuer,
+    allowedAud: settings.issuer,
+    checkTyp: TOKEN_TYP.machine,
+    requiredClaims: REQUIRED.machine,
+    clockTolerance: settings.clockTolerance * 1000,
+    maxAge: (settings.accessTtl + settings.clockTolerance) * 1000,
+    clockTimestamp: NOW_MS,
+    complete: true
+  })
+  return (token) => {
+    try {
+      const { header, payload } = verify(token) as { header: Record<string, unknown>, payload: Record<string, unknown> }
+      return header.kid === keys.signingKid && header.crit === undefined &&
+        typeof payload.client_id === 'string' && payload.client_id !== '' && payload.sub === payload.client_id &&
+        !('sid' in payload) && typeof payload.scope === 'string' &&
+        typeof payload.iat === 'number' && payload.iat * 1000 <= NOW_MS + settings.clockTolerance * 1000 &&
+        typeof payload.jti === 'string' && payload.jti !== ''
+    } catch {
+      return false
+    }
+  }
+}
+
+t.test('machine tokens signed with the service key: both paths agree with full verification', async (t) => {
+  const expectedOf = machineOracle()
+  const machineClaims = {
+    ...claimArbitraries,
+    // A machine token is for this service: its audience is the issuer, never the users' APIs.
+    aud: mostly(settings.issuer, [settings.issuer], [settings.audience, settings.issuer], settings.audience, [], 5, absent),
+    sub: mostly('billing', 'other', '', 5, absent),
+    client_id: mostly('billing', 'other', '', 5, absent),
+    scope: mostly('introspect sessions:admin', '', 5, null, absent),
+    sid: mostly(absent, randomUUID(), null)
+  }
+  let accepted = 0
+  let rejected = 0
+  fc.assert(
+    fc.property(headerArbitrary(TOKEN_TYP.machine), fc.record(machineClaims), (header, claims) => {
+      const payload = Object.fromEntries(
+        Object.entries(claims)
+          .filter(([, value]) => value !== undefined)
+          .map(([name, value]) => (['iat', 'exp', 'nbf'].includes(name) && typeof value === 'number' ? [name, nowS + value] : [name, value]))
+      )
+      const token = signWithServiceKey(header, payload)
+      const expected = expectedOf(token)
+      if (expected) accepted++
+      else rejected++
+      return accepts(fastPath, token, 'machine') === expected && accepts(fullPath, token, 'machine') === expected &&
+        !accepts(fastPath, token, 'access') // never a user's access token, whatever it holds
+    }),
+    { numRuns: 3_000 }
+  )
+  t.ok(accepted > 100 && rejected > 100, `both outcomes compared: ${accepted} valid, ${rejected} invalid`)
+})
+
 t.test('genuine tokens take the fast path, of their own kind only; defects are rejected', async (t) => {
   const now = new Date(NOW_MS)
   const later = new Date(NOW_MS + 3_600_000)
