@@ -165,7 +165,7 @@ function parsePublicUrl(value: string | undefined, host: string, port: number): 
   } catch {
     throw new ConfigError(`PUBLIC_URL must be an absolute http or https URL (got "${value}")`)
   }
-  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.search || url.hash || value.includes('#') || url.username || url.password) {
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.search || url.hash || value.includes('?') || value.includes('#') || url.username || url.password) {
     throw new ConfigError(`PUBLIC_URL must be an http or https URL without query, fragment or credentials (got "${value}")`)
   }
   return url.href.replace(/\/+$/, '')
