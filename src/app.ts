@@ -100,7 +100,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   await app.register(housekeepingPlugin, {
     now,
     intervalSeconds: config.sessions.cleanupInterval,
-    auditRetentionSeconds: config.auditRetention
+    auditRetentionSeconds: config.auditRetention,
+    securityEventRetentionSeconds: config.ssfEventRetention
   })
   await app.register(authPlugin, {
     keyMaterial: config.keys,

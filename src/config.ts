@@ -56,6 +56,7 @@ const EnvSchema = Type.Object({
   SESSION_CACHE_TTL: Type.Integer({ default: 30, minimum: 0 }),
   SESSION_CLEANUP_INTERVAL: Type.String({ default: '10m' }),
   AUDIT_RETENTION: Type.String({ default: '365d' }),
+  SSF_EVENT_RETENTION: Type.String({ default: '1d' }),
   PG_POOL_SIZE: Type.Integer({ default: 10, minimum: 1 })
 })
 type Env = Static<typeof EnvSchema>
@@ -129,6 +130,12 @@ export interface Config {
   }
   /** Seconds audit events are kept; 0 keeps them forever. */
   readonly auditRetention: number
+  /**
+   * Seconds Shared Signals events are kept (SSF_EVENT_RETENTION): at least as long as the access
+   * tokens of a revoked session may live (ACCESS_TOKEN_TTL + CLOCK_TOLERANCE), so a stream
+   * created late still learns of every revocation that matters (docs/ssf.md).
+   */
+  readonly ssfEventRetention: number
   readonly pgPoolSize: number
 }
 
@@ -196,6 +203,11 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError('REFRESH_TOKEN_TTL must not be shorter than ACCESS_TOKEN_TTL')
   }
 
+  const ssfEventRetention = parsePositiveDuration('SSF_EVENT_RETENTION', env.SSF_EVENT_RETENTION)
+  if (ssfEventRetention < accessTtl + env.CLOCK_TOLERANCE) {
+    throw new ConfigError('SSF_EVENT_RETENTION must be at least ACCESS_TOKEN_TTL + CLOCK_TOLERANCE: a revoked session\'s access tokens live that long')
+  }
+
   const isProduction = env.NODE_ENV === 'production'
   const internalPort = env.INTERNAL_PORT === 'off' ? null : Number(env.INTERNAL_PORT)
   if (internalPort !== null && internalPort > 65535) throw new ConfigError(`INTERNAL_PORT must be 0 to 65535 or off (got "${env.INTERNAL_PORT}")`)
@@ -260,6 +272,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       cleanupInterval: parseDuration('SESSION_CLEANUP_INTERVAL', env.SESSION_CLEANUP_INTERVAL)
     }),
     auditRetention: parseDuration('AUDIT_RETENTION', env.AUDIT_RETENTION),
+    ssfEventRetention,
     pgPoolSize: env.PG_POOL_SIZE
   })
 }

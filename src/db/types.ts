@@ -62,10 +62,25 @@ export interface AuthEventsTable {
   actor_client_id: ColumnType<string | null, string | null | undefined, never>
 }
 
+/** The Shared Signals event log (migrations/…_security_events.ts). */
+export interface SecurityEventsTable {
+  id: ColumnType<string, never, never>
+  /** The writing transaction (xid8, as text): how readers know nothing can commit behind them. */
+  txid: ColumnType<string, never, never>
+  occurred_at: Date
+  event_type: 'session-revoked' | 'credential-change'
+  user_id: string
+  session_id: string | null
+  initiating_entity: 'user' | 'admin' | 'policy' | 'system'
+  reason_admin: string
+  detail: ColumnType<Record<string, unknown> | null, string | null, never>
+}
+
 export interface Database {
   users: UsersTable
   user_sessions: UserSessionsTable
   auth_events: AuthEventsTable
+  security_events: SecurityEventsTable
 }
 
 export type UserRow = Selectable<UsersTable>

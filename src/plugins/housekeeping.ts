@@ -1,10 +1,11 @@
-// Periodic housekeeping, every SESSION_CLEANUP_INTERVAL: deletes expired sessions, and audit
-// events older than AUDIT_RETENTION, in bounded batches so one run never holds long locks or
+// Periodic housekeeping, every SESSION_CLEANUP_INTERVAL: deletes expired sessions, audit events
+// older than AUDIT_RETENTION and Shared Signals events older than SSF_EVENT_RETENTION, in bounded batches so one run never holds long locks or
 // a huge transaction. Expired sessions are already refused everywhere (the liveness check
 // compares expires_at); this only keeps the tables small. Every instance runs it; concurrent
 // runs skip each other's rows (SKIP LOCKED).
 import fp from 'fastify-plugin'
 import { deleteAuthEventsBefore } from '../repositories/auth-events.js'
+import { deleteSecurityEventsBefore } from '../repositories/security-events.js'
 import { deleteExpiredSessions } from '../repositories/sessions.js'
 
 export interface HousekeepingOptions {
@@ -13,12 +14,15 @@ export interface HousekeepingOptions {
   intervalSeconds: number
   /** Seconds an audit event is kept; 0 keeps them forever. */
   auditRetentionSeconds: number
+  /** Seconds a Shared Signals event is kept. */
+  securityEventRetentionSeconds: number
   batchSize?: number
 }
 
 export interface HousekeepingResult {
   expiredSessions: number
   auditEvents: number
+  securityEvents: number
 }
 
 declare module 'fastify' {
@@ -39,7 +43,7 @@ async function inBatches(batchSize: number, deleteBatch: (limit: number) => Prom
 }
 
 export default fp<HousekeepingOptions>(
-  async function housekeepingPlugin(app, { now, intervalSeconds, auditRetentionSeconds, batchSize = 1_000 }) {
+  async function housekeepingPlugin(app, { now, intervalSeconds, auditRetentionSeconds, securityEventRetentionSeconds, batchSize = 1_000 }) {
     let running: Promise<HousekeepingResult> | undefined
 
     async function run(): Promise<HousekeepingResult> {
@@ -48,7 +52,9 @@ export default fp<HousekeepingOptions>(
       const cutoff = new Date(at.getTime() - auditRetentionSeconds * 1000)
       const auditEvents =
         auditRetentionSeconds > 0 ? await inBatches(batchSize, (limit) => deleteAuthEventsBefore(app.db, cutoff, limit)) : 0
-      return { expiredSessions, auditEvents }
+      const eventCutoff = new Date(at.getTime() - securityEventRetentionSeconds * 1000)
+      const securityEvents = await inBatches(batchSize, (limit) => deleteSecurityEventsBefore(app.db, eventCutoff, limit))
+      return { expiredSessions, auditEvents, securityEvents }
     }
 
     function runOnce(): Promise<HousekeepingResult> {
@@ -64,7 +70,7 @@ export default fp<HousekeepingOptions>(
     const timer = setInterval(() => {
       runOnce().then(
         (result) => {
-          if (result.expiredSessions + result.auditEvents > 0) app.log.info(result, 'housekeeping: old rows deleted')
+          if (result.expiredSessions + result.auditEvents + result.securityEvents > 0) app.log.info(result, 'housekeeping: old rows deleted')
         },
         (err: unknown) => app.log.warn({ err }, 'housekeeping failed; will retry')
       )

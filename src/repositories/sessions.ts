@@ -1,6 +1,7 @@
 import type { NewSessionRow, SessionRow } from '../db/types.js'
 import { AUDIT_COLUMNS, auditPlaceholders, auditValues, type AuditFacts } from './auth-events.js'
 import { runStatement, type Executor } from './executor.js'
+import { revocationCauseOf, SESSION_REVOKED_COLUMNS } from './security-events.js'
 
 export type RotatedSession = Pick<SessionRow, 'id' | 'user_id' | 'rotated_at' | 'expires_at'>
 
@@ -54,16 +55,22 @@ const TOUCH_RECENTLY_ROTATED = `
     and user_sessions.rotated_at > $5 and user_sessions.expires_at > $6
   ${ROTATION_RETURNING}`
 
-/** Deletes the selected sessions of user $1 and audits each with $2-$7; `which` may use $8. */
+/**
+ * Deletes the selected sessions of user $1, audits each with $2-$7 and records its
+ * session-revoked event (cause $8, $9) for the Shared Signals streams; `which` may use $10.
+ */
 const endSessionsStatement = (which: string) => `
-  with ended as (delete from user_sessions where user_id = $1 ${which} returning id, user_id)
+  with ended as (delete from user_sessions where user_id = $1 ${which} returning id, user_id),
+  revoked as (
+    insert into security_events (${SESSION_REVOKED_COLUMNS})
+    select $2::timestamptz, 'session-revoked', ended.user_id, ended.id, $8::text, $9::text from ended)
   insert into auth_events (${AUDIT_COLUMNS.join(', ')})
   select ${auditPlaceholders(2)}, ended.user_id, ended.id from ended
   returning session_id`
 const END_SESSIONS = {
   all: endSessionsStatement(''),
-  one: endSessionsStatement('and id = $8'),
-  allBut: endSessionsStatement('and id <> $8')
+  one: endSessionsStatement('and id = $10'),
+  allBut: endSessionsStatement('and id <> $10')
 }
 
 const FIND_LIVE_SESSION_OWNER = 'select user_id from user_sessions where id = $1 and expires_at > $2'
@@ -116,9 +123,10 @@ export interface SessionSelection {
 }
 
 /**
- * Ends sessions: deletes them and records one audit event per deleted session, in one statement
- * (so the history can never miss a deletion). Returns the ids actually deleted; none if they
- * were already gone. The delete trigger then tells every instance.
+ * Ends sessions: deletes them and records, per deleted session, its audit event and its
+ * session-revoked security event, in one statement (so neither history can miss a deletion nor
+ * tell of one that did not happen). Returns the ids actually deleted; none if they were already
+ * gone. The delete trigger then tells every instance.
  */
 export async function endSessions(db: Executor, selection: SessionSelection, audit: AuditFacts): Promise<string[]> {
   const [statement, target] = selection.sessionId !== undefined
@@ -126,7 +134,9 @@ export async function endSessions(db: Executor, selection: SessionSelection, aud
     : selection.exceptSessionId !== undefined
       ? [END_SESSIONS.allBut, [selection.exceptSessionId]]
       : [END_SESSIONS.all, []]
-  const rows = await runStatement<{ session_id: string }>(db, statement, [selection.userId, ...auditValues(audit), ...target])
+  const cause = revocationCauseOf(audit)
+  const rows = await runStatement<{ session_id: string }>(db, statement,
+    [selection.userId, ...auditValues(audit), cause.initiatingEntity, cause.reason, ...target])
   return rows.map((row) => row.session_id)
 }
 

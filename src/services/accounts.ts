@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { insertAuthEvent } from '../repositories/auth-events.js'
+import { insertCredentialChange } from '../repositories/security-events.js'
 import { endSessions, holdLiveSession } from '../repositories/sessions.js'
 import {
   findPublicUserById,
@@ -103,6 +104,7 @@ export async function changePassword(
     await updatePasswordHash(trx, user.id, passwordHash, changed.at)
     if (!(await holdLiveSession(trx, caller.sessionId, user.id, changed.at))) throw new SessionEndedError()
     await insertAuthEvent(trx, changed)
+    await insertCredentialChange(trx, user.id, changed.at, { initiatingEntity: 'user', reason: 'password change' })
     return endSessions(trx, { userId: user.id, exceptSessionId: caller.sessionId }, loggedOut)
   })
   ctx.recorded(changed)
