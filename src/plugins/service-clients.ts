@@ -100,7 +100,10 @@ export default fp<ServiceClientsOptions>(
     }
 
     async function recordFailure(request: FastifyRequest, method: string, clientId: string | undefined): Promise<void> {
-      const detail = { method, ...(clientId === undefined ? {} : { client_id: clientId.slice(0, MAX_LOGGED_CLIENT_ID) }) }
+      // Only a declared client's id is recorded: a presented id that names no client may be a
+      // secret sent in the wrong field (id and secret swapped), and must not reach the audit trail.
+      const named = clientId === undefined ? {} : clients.get(clientId) ? { client_id: clientId.slice(0, MAX_LOGGED_CLIENT_ID) } : { unknown_client: true }
+      const detail = { method, ...named }
       const event = { ...auditFacts(app.authContext, 'client_auth_failed', clientInfo(request), detail), userId: null, sessionId: null }
       await insertAuthEvent(app.db, event)
       app.authContext.recorded(event)
