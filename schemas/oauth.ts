@@ -4,11 +4,11 @@ import { SCOPES } from '../src/auth/service-clients.js'
 // The OAuth endpoints (RFC 6749 §4.4 client credentials, RFC 7662 introspection) take form
 // bodies. Unknown parameters are ignored, as RFC 6749 §3.2 and RFC 7662 §2.1 require; a
 // parameter sent twice arrives as an array and is a 400 invalid_request (RFC 6749 §3.2).
-const FormValue = (description: string, maxLength = 512) => Type.String({ maxLength, description })
+const FormValue = (description: string, maxLength = 512, minLength = 0) => Type.String({ minLength, maxLength, description })
 
 export const TokenRequestSchema = Type.Object(
   {
-    grant_type: FormValue('`client_credentials`'),
+    grant_type: FormValue('`client_credentials`', 512, 1),
     scope: Type.Optional(FormValue(`Space-separated subset of the client's scopes (${SCOPES.join(', ')}); none: all of them`)),
     client_id: Type.Optional(FormValue('client_secret_post only')),
     client_secret: Type.Optional(FormValue('client_secret_post only'))
@@ -29,7 +29,7 @@ export const TokenResponseSchema = Type.Object(
 
 export const IntrospectionRequestSchema = Type.Object(
   {
-    token: FormValue('An access token or refresh token of a user', 8192),
+    token: FormValue('An access token or refresh token of a user', 8192, 1),
     token_type_hint: Type.Optional(FormValue('`access_token` or `refresh_token`: which to try first; anything else is ignored'))
   },
   { title: 'IntrospectionRequest', additionalProperties: true }

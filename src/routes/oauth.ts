@@ -5,7 +5,7 @@ import formBody from '@fastify/formbody'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyError, FastifyRequest } from 'fastify'
 import { triesBasic } from '../auth/client-credentials.js'
-import { parseScopes, type ServiceClient } from '../auth/service-clients.js'
+import { parseScopes, SCOPES, type ServiceClient } from '../auth/service-clients.js'
 import { insertAuthEvent } from '../repositories/auth-events.js'
 import { auditFacts } from '../services/context.js'
 import { introspect, type IntrospectionContext } from '../services/introspection.js'
@@ -140,8 +140,9 @@ function grantedScopes(client: ServiceClient, requested: string | undefined): st
   let scopes
   try {
     scopes = parseScopes(requested)
-  } catch (err) {
-    throw new OAuthError(400, 'invalid_scope', (err as Error).message)
+  } catch {
+    // Not quoted back: whatever was sent (a secret in the wrong field) would reach the log too.
+    throw new OAuthError(400, 'invalid_scope', `scope names an unknown scope (known: ${SCOPES.join(', ')})`)
   }
   if (scopes.length === 0) throw new OAuthError(400, 'invalid_scope', 'scope is empty')
   const refused = scopes.find((scope) => !client.scopes.includes(scope))
