@@ -8,7 +8,7 @@ const FormValue = (description: string, maxLength = 512, minLength = 0) => Type.
 
 export const TokenRequestSchema = Type.Object(
   {
-    grant_type: FormValue('`client_credentials`', 512, 1),
+    grant_type: FormValue('`client_credentials`'),
     scope: Type.Optional(FormValue(`Space-separated subset of the client's scopes (${SCOPES.join(', ')}); none: all of them`)),
     client_id: Type.Optional(FormValue('client_secret_post only')),
     client_secret: Type.Optional(FormValue('client_secret_post only'))
