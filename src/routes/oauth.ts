@@ -40,6 +40,14 @@ const oauthRoutes: FastifyPluginAsyncTypebox<OAuthRoutesOptions> = async (app, o
   app.removeContentTypeParser('application/json')
   await app.register(formBody, { bodyLimit: 16_384 })
   app.addSchema(OAuthErrorSchema)
+  // RFC 6749 §3.2: "Parameters sent without a value MUST be treated as if they were omitted".
+  app.addHook('preValidation', (request, _reply, done) => {
+    const body = request.body as Record<string, unknown> | undefined
+    if (body && typeof body === 'object') {
+      for (const [name, value] of Object.entries(body)) if (value === '') delete body[name]
+    }
+    done()
+  })
 
   app.setErrorHandler(function oauthErrorHandler(error: FastifyError, request, reply) {
     let oauth: OAuthError

@@ -164,6 +164,11 @@ t.test('two authentication methods at once: 400 invalid_request', async (t) => {
 t.test('grant_type: missing is invalid_request, anything but client_credentials unsupported_grant_type', async (t) => {
   oauthError(t, await token({}, basicAuth(admin)), 400, 'invalid_request', 'grant_type missing')
   oauthError(t, await token({ scope: 'introspect', ...postCredentials(admin) }), 400, 'invalid_request', 'grant_type missing (post)')
+  // RFC 6749 §3.2: a parameter without a value counts as omitted.
+  oauthError(t, await token({ grant_type: '' }, basicAuth(admin)), 400, 'invalid_request', 'grant_type empty')
+  const allScopes = await token({ ...GRANT, scope: '' }, basicAuth(admin))
+  t.equal(allScopes.statusCode, 200, 'an empty scope is no scope: all of the client\'s')
+  t.equal(allScopes.json().scope, admin.scope, 'every scope of the client granted')
   for (const grantType of ['password', 'authorization_code', 'refresh_token', 'CLIENT_CREDENTIALS']) {
     oauthError(t, await token({ grant_type: grantType }, basicAuth(admin)), 400, 'unsupported_grant_type', `grant_type=${grantType}`)
   }
