@@ -6,6 +6,7 @@ import { randomBytes, randomUUID } from 'node:crypto'
 import { cpus } from 'node:os'
 import path from 'node:path'
 import { createSigner } from 'fast-jwt'
+import { generateClientSecret, hashClientSecret } from '../src/auth/service-clients.js'
 import { hashPassword } from '../src/services/passwords.js'
 import { installCleanupHandlers, ROOT, sleep, stopAllChildren } from './lib/children.js'
 import { BenchDatabase } from './lib/db.js'
@@ -20,7 +21,7 @@ import {
 } from './lib/service.js'
 import { mixedSource, Workload } from './lib/workload.js'
 
-const TARGETS = ['verify', 'me', 'refresh', 'login', 'mixed', 'logout'] as const
+const TARGETS = ['verify', 'introspect', 'me', 'refresh', 'login', 'mixed', 'logout'] as const
 type Scenario = (typeof TARGETS)[number]
 /** Where load goes: a URL, and the process group whose CPU is measured. */
 interface Target {
@@ -104,6 +105,9 @@ function serviceEnv(options: Options): Record<string, string> {
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US')
 
+/** introspect's target (bench/README.md): at least this share of verify's req/s in the same round. */
+const INTROSPECT_TARGET = 0.8
+
 /** The raw argon2id ceiling: hashes/s with the service's parameters, `inFlight` at a time. */
 async function argon2Ceiling(seconds: number, inFlight = 2): Promise<number> {
   let done = 0
@@ -170,9 +174,15 @@ async function main(): Promise<number> {
     }
 
     // --- processes -----------------------------------------------------------------------------
+    // The machine client of the introspect scenario, declared as an operator would
+    // (docs/clients.md): a fresh 256-bit secret, its hash in the service's clients file. The
+    // service always gets it, so every scenario runs against the same configuration.
+    const benchClient = { id: `bench-${runId}`, secret: generateClientSecret() }
+    const introspectAuthorization = `Basic ${Buffer.from(`${benchClient.id}:${benchClient.secret}`).toString('base64')}`
+    const serviceClients = [{ client_id: benchClient.id, client_secret_hash: hashClientSecret(benchClient.secret), scope: 'introspect' }]
     log(`starting the service${workers > 0 ? ` (${workers} workers)` : ''} and the baselines on 127.0.0.1...`)
     const [service, ...baselineList] = await Promise.all([
-      startService({ key, databaseUrl: options.databaseUrl, workers, nodeArgs: options.nodeArgs, env: serviceEnv(options) }),
+      startService({ key, databaseUrl: options.databaseUrl, workers, nodeArgs: options.nodeArgs, env: serviceEnv(options), serviceClients }),
       ...(options.baselines
         ? (['hello', 'jwt', ...(options.databaseUrl ? ['jwt-pg-delete'] : [])] as BaselineName[])
           .map((name) => startBaseline(name, key, options.databaseUrl, workers))
@@ -238,7 +248,7 @@ async function main(): Promise<number> {
         `${round.amount !== undefined ? `, amount ${round.amount}` : ''}` +
         `${options.nodeArgs.length > 0 && round.window ? `, ${round.window[0].toFixed(1)}-${round.window[1].toFixed(1)} s after the service started` : ''}`)
       if (r.unexpected > 0) {
-        const statuses = Object.entries(r.status).filter(([code]) => !code.startsWith('2')).map(([c, n]) => `${c}×${n}`).join(' ')
+        const statuses = Object.entries(r.status).filter(([code]) => !/^2\d\d$/.test(code)).map(([c, n]) => `${c}×${n}`).join(' ')
         log(`    unexpected statuses: ${statuses}`)
       }
     }
@@ -322,6 +332,12 @@ async function main(): Promise<number> {
           case 'verify':
             await timed('verify', service, () => workload.verify(), round)
             break
+          case 'introspect': {
+            const result = await timed('introspect', service, () => workload.introspect(introspectAuthorization), round)
+            const verify = results.get('verify')?.find((r) => r.round === round)?.result.reqPerSec
+            if (verify) log(`  introspect / verify this round: ${(result.reqPerSec / verify).toFixed(2)}× (target ≥ ${INTROSPECT_TARGET}×)`)
+            break
+          }
           case 'me':
             await timed('me', service, () => workload.me(), round)
             break
@@ -350,7 +366,7 @@ async function main(): Promise<number> {
     }
 
     const logoutCounts: string[] = []
-    const makeFixtures = db ? await fixtureSessions(db, key) : undefined
+    const makeFixtures = db ? await fixtureSessions(db, key, service.url) : undefined
 
     /**
      * On PostgreSQL: a timed run like every other scenario, over fixture sessions (one per
@@ -443,7 +459,7 @@ async function main(): Promise<number> {
       ? { hashesPerSec: median([...argon2Rates.values()]), inFlight: 2, seconds: options.argon2Seconds }
       : null
     const tokenCache = Number(process.env.TOKEN_CACHE_SIZE ?? 10_000)
-    for (const name of ['verify', 'me']) {
+    for (const name of ['verify', 'introspect', 'me']) {
       addNote(name, `${fmt(workload.hot.length)} distinct tokens round-robin` + (tokenCache >= workload.hot.length
         ? `, all in the verified-token cache (TOKEN_CACHE_SIZE=${fmt(tokenCache)}): one signature check per token, the jwt baseline checks every request`
         : ''))
@@ -455,6 +471,16 @@ async function main(): Promise<number> {
       for (const name of ['hello', 'jwt', 'jwt-pg-delete']) {
         const base = results.get(name)
         summary.ratios[name] = base ? sameRoundRatio(rounds, new Map(base.map((r) => [r.round, r.result.reqPerSec]))) : null
+      }
+      if (target === 'introspect') {
+        // Same tokens, same caches as verify, so it should cost little more (bench/README.md, "Scenarios").
+        const verifyRounds = results.get('verify')
+        const ratio = verifyRounds ? sameRoundRatio(rounds, new Map(verifyRounds.map((r) => [r.round, r.result.reqPerSec]))) : null
+        summary.ratios.verify = ratio
+        const versus = ratio === null
+          ? `× verify n/a (verify did not run; target ≥ ${INTROSPECT_TARGET}×)`
+          : `${ratio.toFixed(2)}× verify in the same round (target ≥ ${INTROSPECT_TARGET}×: ${ratio >= INTROSPECT_TARGET ? 'met' : 'not met'})`
+        summary.notes.unshift(`${versus}; Basic client authentication, form body token=<access token>, 200 with active true expected`)
       }
       if (target === 'login' && argon2) {
         const ratio = sameRoundRatio(rounds, argon2Rates)

@@ -13,8 +13,20 @@ import type { SigningKey } from './service.js'
 
 export type FixtureMaker = (userIds: readonly string[], count: number) => Promise<Session[]>
 
-export async function fixtureSessions(db: BenchDatabase, key: SigningKey): Promise<FixtureMaker> {
-  const config = loadConfig({ JWT_ALGORITHM: key.algorithm, ...key.serviceEnv, LOG_LEVEL: 'warn' })
+/** Token settings the bench passes through to the service (bench/lib/service.ts) and so must sign with. */
+const TOKEN_SETTINGS = ['JWT_ISSUER', 'JWT_AUDIENCE', 'JWT_CLIENT_ID', 'ACCESS_TOKEN_TTL', 'REFRESH_TOKEN_TTL'] as const
+
+/**
+ * `serviceUrl`: the service's address, which the bench gives it as PUBLIC_URL and so is the
+ * issuer of its tokens (JWT_ISSUER defaults to PUBLIC_URL) unless JWT_ISSUER is set for the run.
+ */
+export async function fixtureSessions(db: BenchDatabase, key: SigningKey, serviceUrl: string): Promise<FixtureMaker> {
+  const settings: Record<string, string> = {}
+  for (const name of TOKEN_SETTINGS) {
+    const value = process.env[name]
+    if (value !== undefined && value !== '') settings[name] = value
+  }
+  const config = loadConfig({ JWT_ALGORITHM: key.algorithm, ...key.serviceEnv, ...settings, PUBLIC_URL: serviceUrl, LOG_LEVEL: 'warn' })
   const keys = await loadKeyRing(config.keys, { dataDir: '/nonexistent', isProduction: false })
   const tokens = createTokenIssuer(keys, config.tokens)
   return async (userIds, count) => {

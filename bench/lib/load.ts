@@ -13,6 +13,11 @@ export interface Op {
   readonly body?: string
   /** The status this request should get; anything else is counted as unexpected. */
   readonly expect: number
+  /**
+   * With the expected status, whether the body is the right answer too (introspect: `active`
+   * true); a body it refuses counts as unexpected, under the status `<code> (unexpected body)`.
+   */
+  readonly accepts?: (body: string) => boolean
   /** Sees the response (e.g. to keep a rotated refresh token). Not called if none came. */
   done?(status: number, body: string): void
   /** Called when the run ended without a response to this request (timeout, reset). */
@@ -241,7 +246,7 @@ export async function runLoad(options: LoadOptions & { warmup?: number, warmupAm
       context.started = process.hrtime.bigint()
       if (measuring) firstSent ??= context.started
       const headers: Record<string, string> = { ...op.headers }
-      if (op.body !== undefined) headers['content-type'] = 'application/json'
+      if (op.body !== undefined && headers['content-type'] === undefined) headers['content-type'] = 'application/json'
       return { ...req, method: op.method, path: op.path, headers, body: op.body ?? '' }
     },
     onResponse: (code: number, body: string, context: Context) => {
@@ -249,9 +254,10 @@ export async function runLoad(options: LoadOptions & { warmup?: number, warmupAm
       if (!op) return
       context.op = undefined
       inFlight.delete(op)
+      const wrongBody = code === op.expect && op.accepts !== undefined && !op.accepts(body)
       if (context.warm) {
         warmupStats.requests++
-        if (code !== op.expect) warmupStats.unexpected++
+        if (code !== op.expect || wrongBody) warmupStats.unexpected++
         if (code >= 500) warmupStats.status5xx++
         op.done?.(code, body)
         return
@@ -260,13 +266,13 @@ export async function runLoad(options: LoadOptions & { warmup?: number, warmupAm
       const ms = Number(lastAnswered - (context.started ?? 0n)) / 1e6
       responses++
       all.add(ms)
-      const key = String(code)
+      const key = wrongBody ? `${code} (unexpected body)` : String(code)
       status[key] = (status[key] ?? 0) + 1
       const entry = kindOf(op.kind)
       entry.latency.add(ms)
       entry.stats.count++
       entry.stats.status[key] = (entry.stats.status[key] ?? 0) + 1
-      if (code !== op.expect) {
+      if (code !== op.expect || wrongBody) {
         unexpected++
         entry.stats.unexpected++
       } else if (code < 200 || code > 299) {

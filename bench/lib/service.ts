@@ -1,10 +1,11 @@
 // Starts what the benchmark measures, each as its own child process on 127.0.0.1: the service
 // (src/server.ts, or src/cluster.ts with WORKERS=n) and the baselines in bench/baselines/.
 import { createPublicKey, randomBytes } from 'node:crypto'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { generateSigningKeyPem } from '../../src/auth/keys.js'
+import type { ServiceClientEntry } from '../../src/auth/service-clients.js'
 import { freePort, ROOT, runToCompletion, startChild, waitUntilReady, type Child } from './children.js'
 
 export type Algorithm = 'EdDSA' | 'ES256' | 'HS256'
@@ -68,6 +69,11 @@ export interface ServiceOptions {
   readonly nodeArgs?: readonly string[]
   /** Extra environment for the service (after the defaults). */
   readonly env?: Record<string, string>
+  /**
+   * Machine clients: written to `service-clients.json` in the service's DATA_DIR and passed as
+   * SERVICE_CLIENTS_FILE (the entries `npm run client -- create` prints).
+   */
+  readonly serviceClients?: readonly ServiceClientEntry[]
 }
 
 export const CLUSTER_ENTRY = 'src/cluster.ts'
@@ -96,11 +102,19 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   }
   const workers = options.workers ?? 0
   const entry = workers > 0 ? CLUSTER_ENTRY : 'src/server.ts'
+  const clientsFile: Record<string, string> = {}
+  if (options.serviceClients) {
+    const file = path.join(dataDir, 'service-clients.json')
+    writeFileSync(file, `${JSON.stringify({ clients: options.serviceClients }, null, 2)}\n`, { mode: 0o600 })
+    clientsFile.SERVICE_CLIENTS_FILE = file
+  }
   const env: Record<string, string> = {
     ...passThrough,
     NODE_ENV: 'production',
     HOST: '127.0.0.1',
     PORT: String(port),
+    // The issuer (unless JWT_ISSUER is passed through) and the metadata's base: what clients use.
+    PUBLIC_URL: `http://127.0.0.1:${port}`,
     INTERNAL_PORT: String(internalPort),
     DATA_DIR: dataDir,
     LOG_LEVEL: 'warn',
@@ -109,6 +123,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     ...options.key.serviceEnv,
     ...(options.databaseUrl ? { DATABASE_URL: options.databaseUrl } : {}),
     ...(workers > 0 ? { WORKERS: String(workers) } : {}),
+    ...clientsFile,
     ...options.env
   }
   const spawnedAt = Date.now()

@@ -110,6 +110,24 @@ export class Workload {
     return { kind: 'verify', method: 'GET', path: `${API}/verify`, headers: { authorization: `Bearer ${session.access}` }, expect: 204 }
   }
 
+  /**
+   * POST /introspect of the next hot session's access token (the tokens verify sends), the
+   * client authenticated by `authorization` (Basic). Only `active: true` is a right answer.
+   */
+  introspect(authorization: string): Op {
+    const session = this.hot[this.nextHot++ % this.hot.length]
+    return {
+      kind: 'introspect',
+      method: 'POST',
+      path: `${API}/introspect`,
+      headers: { authorization, 'content-type': 'application/x-www-form-urlencoded' },
+      // A JWT is base64url and dots: nothing in it needs form encoding.
+      body: `token=${session.access}`,
+      expect: 200,
+      accepts: isActive
+    }
+  }
+
   me(): Op {
     const session = this.hot[this.nextHot++ % this.hot.length]
     return { kind: 'me', method: 'GET', path: `${API}/me`, headers: { authorization: `Bearer ${session.access}` }, expect: 200 }
@@ -248,6 +266,9 @@ export class Workload {
     if (index >= 0) this.hot.splice(index, 1)
   }
 }
+
+/** An introspection answer for a live token; a string test, so the load generator parses no JSON. */
+const isActive = (body: string): boolean => body.includes('"active":true')
 
 /** 90 % verify, 5 % refresh, 3 % login, 2 % logout, spread evenly over every 100 requests. */
 export const MIXED_SHARES = { verify: 90, refresh: 5, login: 3, logout: 2 } as const
