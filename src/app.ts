@@ -28,6 +28,8 @@ import wellKnownRoutes from './routes/well-known.js'
 import adminRoutes from './routes/admin.js'
 import oauthRoutes from './routes/oauth.js'
 import serviceClientsPlugin from './plugins/service-clients.js'
+import ssfPlugin from './ssf/plugin.js'
+import ssfRoutes from './routes/ssf.js'
 import { loadServiceClients, type ServiceClients } from './auth/service-clients.js'
 import type { KeyRing } from './auth/keys.js'
 
@@ -101,7 +103,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     now,
     intervalSeconds: config.sessions.cleanupInterval,
     auditRetentionSeconds: config.auditRetention,
-    securityEventRetentionSeconds: config.ssfEventRetention
+    securityEventRetentionSeconds: config.ssfEventRetention,
+    ssfStreamIdleSeconds: config.ssf.streamIdleTtl
   })
   await app.register(authPlugin, {
     keyMaterial: config.keys,
@@ -113,6 +116,19 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     keys: options.keys
   })
   await app.register(serviceClientsPlugin, { clients: serviceClients })
+  await app.register(ssfPlugin, {
+    now,
+    settings: {
+      issuer: config.tokens.issuer,
+      publicUrl: config.publicUrl,
+      apiPrefix: API_PREFIX,
+      pollTimeoutSeconds: config.ssf.pollTimeout,
+      streamIdleTtlSeconds: config.ssf.streamIdleTtl,
+      pushAllowedOrigins: config.ssf.pushAllowedOrigins,
+      maxStreamsPerClient: config.ssf.maxStreamsPerClient,
+      backfillSeconds: config.tokens.accessTtl + config.tokens.clockTolerance
+    }
+  })
   await app.register(rateLimitsPlugin, {
     enabled: config.rateLimit.enabled,
     ipMax: config.rateLimit.ipMax,
@@ -140,8 +156,14 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     await api.register(verifyRoutes)
     await api.register(oauthRoutes, { userTokensClientId: config.tokens.clientId })
     await api.register(adminRoutes, { prefix: '/admin' })
+    await api.register(ssfRoutes, { prefix: '/ssf' })
   }, { prefix: API_PREFIX })
-  await app.register(wellKnownRoutes, { publicUrl: config.publicUrl, issuer: config.tokens.issuer, apiPrefix: API_PREFIX })
+  await app.register(wellKnownRoutes, {
+    publicUrl: config.publicUrl,
+    issuer: config.tokens.issuer,
+    apiPrefix: API_PREFIX,
+    pushEnabled: config.ssf.pushAllowedOrigins.length > 0
+  })
   await app.register(healthRoutes)
 
   const internal = await buildInternalApp(config, app)

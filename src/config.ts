@@ -57,6 +57,10 @@ const EnvSchema = Type.Object({
   SESSION_CLEANUP_INTERVAL: Type.String({ default: '10m' }),
   AUDIT_RETENTION: Type.String({ default: '365d' }),
   SSF_EVENT_RETENTION: Type.String({ default: '1d' }),
+  SSF_POLL_TIMEOUT: Type.String({ default: '25s' }),
+  SSF_STREAM_IDLE_TTL: Type.String({ default: '1h' }),
+  SSF_PUSH_ALLOWED_ORIGINS: Type.String({ default: '' }),
+  SSF_MAX_STREAMS_PER_CLIENT: Type.Integer({ default: 1000, minimum: 1 }),
   PG_POOL_SIZE: Type.Integer({ default: 10, minimum: 1 })
 })
 type Env = Static<typeof EnvSchema>
@@ -136,6 +140,16 @@ export interface Config {
    * created late still learns of every revocation that matters (docs/ssf.md).
    */
   readonly ssfEventRetention: number
+  /** The Shared Signals transmitter's streams (docs/ssf.md). */
+  readonly ssf: {
+    /** Seconds a long poll waits for events before answering empty (SSF_POLL_TIMEOUT). */
+    readonly pollTimeout: number
+    /** Seconds a poll stream may go unpolled before housekeeping deletes it (SSF_STREAM_IDLE_TTL). */
+    readonly streamIdleTtl: number
+    /** The only origins push streams may deliver to (SSF_PUSH_ALLOWED_ORIGINS); empty: no push. */
+    readonly pushAllowedOrigins: readonly string[]
+    readonly maxStreamsPerClient: number
+  }
   readonly pgPoolSize: number
 }
 
@@ -178,6 +192,31 @@ function parsePublicUrl(value: string | undefined, host: string, port: number): 
   return url.href.replace(/\/+$/, '')
 }
 
+const MAX_POLL_TIMEOUT = 300
+
+/**
+ * SSF_PUSH_ALLOWED_ORIGINS: comma-separated origins (scheme, host, port; nothing else), as
+ * URL.origin writes them. In production only https ones: a SET is not for the network to read.
+ */
+function parseAllowedOrigins(value: string, isProduction: boolean): string[] {
+  const origins: string[] = []
+  for (const entry of value.split(',').map((item) => item.trim()).filter((item) => item !== '')) {
+    let url: URL
+    try {
+      url = new URL(entry)
+    } catch {
+      throw new ConfigError(`SSF_PUSH_ALLOWED_ORIGINS: "${entry}" is not an origin like https://receiver.example.com`)
+    }
+    const bare = url.pathname === '/' && !url.search && !url.hash && !url.username && !url.password && !/[?#]/.test(entry)
+    if ((url.protocol !== 'https:' && url.protocol !== 'http:') || !bare) {
+      throw new ConfigError(`SSF_PUSH_ALLOWED_ORIGINS: "${entry}" must be an http or https origin without path, query or credentials`)
+    }
+    if (isProduction && url.protocol !== 'https:') throw new ConfigError(`SSF_PUSH_ALLOWED_ORIGINS: "${entry}" must be https in production`)
+    origins.push(url.origin)
+  }
+  return origins
+}
+
 function parseTrustProxy(value: string): boolean | number | string {
   if (value === 'true') return true
   if (value === 'false' || value === '') return false
@@ -209,6 +248,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   }
 
   const isProduction = env.NODE_ENV === 'production'
+  const pollTimeout = parsePositiveDuration('SSF_POLL_TIMEOUT', env.SSF_POLL_TIMEOUT)
+  if (pollTimeout > MAX_POLL_TIMEOUT) throw new ConfigError(`SSF_POLL_TIMEOUT must be at most ${MAX_POLL_TIMEOUT}s`)
   const internalPort = env.INTERNAL_PORT === 'off' ? null : Number(env.INTERNAL_PORT)
   if (internalPort !== null && internalPort > 65535) throw new ConfigError(`INTERNAL_PORT must be 0 to 65535 or off (got "${env.INTERNAL_PORT}")`)
   const metrics = env.METRICS ?? (isProduction ? 'internal' : 'public')
@@ -273,6 +314,12 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     }),
     auditRetention: parseDuration('AUDIT_RETENTION', env.AUDIT_RETENTION),
     ssfEventRetention,
+    ssf: Object.freeze({
+      pollTimeout,
+      streamIdleTtl: parsePositiveDuration('SSF_STREAM_IDLE_TTL', env.SSF_STREAM_IDLE_TTL),
+      pushAllowedOrigins: Object.freeze(parseAllowedOrigins(env.SSF_PUSH_ALLOWED_ORIGINS, isProduction)),
+      maxStreamsPerClient: env.SSF_MAX_STREAMS_PER_CLIENT
+    }),
     pgPoolSize: env.PG_POOL_SIZE
   })
 }

@@ -6,6 +6,8 @@ import type { PGlite } from '@electric-sql/pglite'
 import pg from 'pg'
 
 export const REVOKED_CHANNEL = 'auth_session_revoked'
+/** Every insert into security_events or ssf_verifications (docs/ssf.md): wakes the long polls. */
+export const SECURITY_EVENT_CHANNEL = 'auth_security_event'
 const HEARTBEAT_CHANNEL = 'auth_listener_heartbeat'
 
 export interface RevocationFeed {
@@ -23,17 +25,23 @@ export interface FeedHandlers {
   /** (Re)connected: notifications sent while disconnected are lost, so forget what was cached. */
   readonly onReset: () => void
   readonly onError?: (err: unknown, retryInMs: number) => void
+  /** Security events were recorded (possibly by another instance); no payload. */
+  readonly onSecurityEvent?: () => void
 }
 
 /** The embedded engine: LISTEN/NOTIFY works inside this process, which is the only one. */
 export async function listenOnPglite(pglite: PGlite, handlers: FeedHandlers): Promise<RevocationFeed> {
   const unlisten = await pglite.listen(REVOKED_CHANNEL, handlers.onRevoked)
+  const onSecurityEvent = handlers.onSecurityEvent
+  const unlistenEvents = onSecurityEvent ? await pglite.listen(SECURITY_EVENT_CHANNEL, () => onSecurityEvent()) : undefined
   return {
     get healthy() {
       return !pglite.closed
     },
     close: async () => {
-      if (!pglite.closed) await unlisten()
+      if (pglite.closed) return
+      await unlisten()
+      await unlistenEvents?.()
     }
   }
 }
@@ -72,6 +80,7 @@ export function listenOnPostgres(options: PostgresFeedOptions, handlers: FeedHan
 
   function onNotification(message: pg.Notification): void {
     if (message.channel === REVOKED_CHANNEL && message.payload) handlers.onRevoked(message.payload)
+    else if (message.channel === SECURITY_EVENT_CHANNEL) handlers.onSecurityEvent?.()
     else if (message.channel === HEARTBEAT_CHANNEL && message.payload === instanceToken) lastHeartbeatAt = Date.now()
   }
 
@@ -130,6 +139,7 @@ export function listenOnPostgres(options: PostgresFeedOptions, handlers: FeedHan
       await next.connect()
       await next.query(`LISTEN ${REVOKED_CHANNEL}`)
       await next.query(`LISTEN ${HEARTBEAT_CHANNEL}`)
+      if (handlers.onSecurityEvent) await next.query(`LISTEN ${SECURITY_EVENT_CHANNEL}`)
       if (client !== next || closed) return
       // Listening again: anything revoked while we were away never reached us.
       handlers.onReset()

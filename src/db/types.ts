@@ -76,11 +76,55 @@ export interface SecurityEventsTable {
   detail: ColumnType<Record<string, unknown> | null, string | null, never>
 }
 
+export type SsfDeliveryMethod = 'urn:ietf:rfc:8936' | 'urn:ietf:rfc:8935'
+export type SsfStreamStatus = 'enabled' | 'paused' | 'disabled'
+
+/** A Shared Signals stream (migrations/…_ssf_streams.ts, docs/ssf.md). */
+export interface SsfStreamsTable {
+  id: string
+  client_id: string
+  aud: string
+  delivery_method: SsfDeliveryMethod
+  /** Push only: the receiver's URL. */
+  endpoint_url: string | null
+  events_requested: string[]
+  description: string | null
+  status: ColumnType<SsfStreamStatus, SsfStreamStatus | undefined, SsfStreamStatus>
+  status_reason: string | null
+  /** The stream's position in (txid, id) order; xid8 as text. */
+  cursor_txid: string
+  cursor_id: ColumnType<string, string, string>
+  created_at: Date
+  updated_at: Date
+  last_polled_at: Date | null
+  lease_owner: string | null
+  lease_until: Date | null
+  attempts: ColumnType<number, number | undefined, number>
+  next_attempt_at: Date | null
+  last_error: string | null
+  last_delivered_at: Date | null
+}
+
+export interface SsfStreamAcksTable {
+  stream_id: string
+  event_id: string
+}
+
+export interface SsfVerificationsTable {
+  id: ColumnType<string, never, never>
+  stream_id: string
+  state: string | null
+  requested_at: Date
+}
+
 export interface Database {
   users: UsersTable
   user_sessions: UserSessionsTable
   auth_events: AuthEventsTable
   security_events: SecurityEventsTable
+  ssf_streams: SsfStreamsTable
+  ssf_stream_acks: SsfStreamAcksTable
+  ssf_verifications: SsfVerificationsTable
 }
 
 export type UserRow = Selectable<UsersTable>

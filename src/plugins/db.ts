@@ -17,6 +17,12 @@ declare module 'fastify' {
       ping: () => Promise<boolean>
       /** Every session deletion, by any instance, as it commits (db/revocation-feed.ts). */
       listenForRevocations: (handlers: FeedHandlers) => Promise<RevocationFeed>
+      /**
+       * Called whenever security events were recorded by any instance, and when the feed
+       * reconnects (notifications may have been missed); returns the unsubscribe. The feed
+       * opened by listenForRevocations carries these too (docs/ssf.md, "Long polls").
+       */
+      onSecurityEvent: (listener: () => void) => () => void
     }
   }
 }
@@ -56,14 +62,31 @@ export default fp<DbPluginOptions>(
       }
     }
 
+    const securityEventListeners = new Set<() => void>()
+    const securityEventsRecorded = () => {
+      for (const listener of securityEventListeners) listener()
+    }
+    function onSecurityEvent(listener: () => void): () => void {
+      securityEventListeners.add(listener)
+      return () => securityEventListeners.delete(listener)
+    }
+
     // PGlite's LISTEN works inside this process; on PostgreSQL the listener has a connection of its own.
     async function listenForRevocations(handlers: FeedHandlers): Promise<RevocationFeed> {
-      if (handle.pglite) return listenOnPglite(handle.pglite, handlers)
-      return listenOnPostgres({ connectionString: options.databaseUrl! }, handlers)
+      const withEvents: FeedHandlers = {
+        ...handlers,
+        onSecurityEvent: securityEventsRecorded,
+        onReset: () => {
+          handlers.onReset()
+          securityEventsRecorded()
+        }
+      }
+      if (handle.pglite) return listenOnPglite(handle.pglite, withEvents)
+      return listenOnPostgres({ connectionString: options.databaseUrl! }, withEvents)
     }
 
     app.decorate('db', handle.db)
-    app.decorate('database', { kind: handle.kind, handle, ping, listenForRevocations })
+    app.decorate('database', { kind: handle.kind, handle, ping, listenForRevocations, onSecurityEvent })
   },
   { name: 'db' }
 )

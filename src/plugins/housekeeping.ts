@@ -1,5 +1,6 @@
 // Periodic housekeeping, every SESSION_CLEANUP_INTERVAL: deletes expired sessions, audit events
-// older than AUDIT_RETENTION and Shared Signals events older than SSF_EVENT_RETENTION, in bounded batches so one run never holds long locks or
+// older than AUDIT_RETENTION, Shared Signals events older than SSF_EVENT_RETENTION and poll
+// streams not polled for SSF_STREAM_IDLE_TTL, in bounded batches so one run never holds long locks or
 // a huge transaction. Expired sessions are already refused everywhere (the liveness check
 // compares expires_at); this only keeps the tables small. Every instance runs it; concurrent
 // runs skip each other's rows (SKIP LOCKED).
@@ -7,6 +8,7 @@ import fp from 'fastify-plugin'
 import { deleteAuthEventsBefore } from '../repositories/auth-events.js'
 import { deleteSecurityEventsBefore } from '../repositories/security-events.js'
 import { deleteExpiredSessions } from '../repositories/sessions.js'
+import { deleteIdlePollStreams } from '../repositories/ssf-streams.js'
 
 export interface HousekeepingOptions {
   now: () => Date
@@ -16,6 +18,8 @@ export interface HousekeepingOptions {
   auditRetentionSeconds: number
   /** Seconds a Shared Signals event is kept. */
   securityEventRetentionSeconds: number
+  /** Seconds a poll stream may go unpolled (SSF_STREAM_IDLE_TTL); 0 keeps them. */
+  ssfStreamIdleSeconds?: number
   batchSize?: number
 }
 
@@ -23,6 +27,7 @@ export interface HousekeepingResult {
   expiredSessions: number
   auditEvents: number
   securityEvents: number
+  idleStreams: number
 }
 
 declare module 'fastify' {
@@ -43,7 +48,7 @@ async function inBatches(batchSize: number, deleteBatch: (limit: number) => Prom
 }
 
 export default fp<HousekeepingOptions>(
-  async function housekeepingPlugin(app, { now, intervalSeconds, auditRetentionSeconds, securityEventRetentionSeconds, batchSize = 1_000 }) {
+  async function housekeepingPlugin(app, { now, intervalSeconds, auditRetentionSeconds, securityEventRetentionSeconds, ssfStreamIdleSeconds = 0, batchSize = 1_000 }) {
     let running: Promise<HousekeepingResult> | undefined
 
     async function run(): Promise<HousekeepingResult> {
@@ -54,7 +59,9 @@ export default fp<HousekeepingOptions>(
         auditRetentionSeconds > 0 ? await inBatches(batchSize, (limit) => deleteAuthEventsBefore(app.db, cutoff, limit)) : 0
       const eventCutoff = new Date(at.getTime() - securityEventRetentionSeconds * 1000)
       const securityEvents = await inBatches(batchSize, (limit) => deleteSecurityEventsBefore(app.db, eventCutoff, limit))
-      return { expiredSessions, auditEvents, securityEvents }
+      const idleCutoff = new Date(at.getTime() - ssfStreamIdleSeconds * 1000)
+      const idleStreams = ssfStreamIdleSeconds > 0 ? await inBatches(batchSize, (limit) => deleteIdlePollStreams(app.db, idleCutoff, limit)) : 0
+      return { expiredSessions, auditEvents, securityEvents, idleStreams }
     }
 
     function runOnce(): Promise<HousekeepingResult> {
@@ -70,7 +77,7 @@ export default fp<HousekeepingOptions>(
     const timer = setInterval(() => {
       runOnce().then(
         (result) => {
-          if (result.expiredSessions + result.auditEvents + result.securityEvents > 0) app.log.info(result, 'housekeeping: old rows deleted')
+          if (result.expiredSessions + result.auditEvents + result.securityEvents + result.idleStreams > 0) app.log.info(result, 'housekeeping: old rows deleted')
         },
         (err: unknown) => app.log.warn({ err }, 'housekeeping failed; will retry')
       )

@@ -1,0 +1,224 @@
+// Push delivery (RFC 8935, docs/ssf.md, "Push"): each enabled push stream is delivered by the
+// one instance holding its lease, one SET at a time in stream order; the cursor moves only when
+// the receiver answered 202 for that SET. Failures are retried with exponential back-off and
+// jitter. Woken by the same notification as the long polls, and by a timer.
+import { randomUUID } from 'node:crypto'
+import type { Kysely } from 'kysely'
+import type { FastifyBaseLogger } from 'fastify'
+import type { Database } from '../db/types.js'
+import {
+  acknowledge,
+  leasePushStreams,
+  pendingSets,
+  PUSH,
+  recordPushFailure,
+  releasePushLeases
+} from '../repositories/ssf-streams.js'
+import type { SetBuilder } from './set-builder.js'
+
+export interface PushDelivererOptions {
+  readonly db: Kysely<Database>
+  readonly sets: SetBuilder
+  readonly allowedOrigins: readonly string[]
+  readonly log: FastifyBaseLogger
+  readonly now: () => Date
+  /** Seconds a lease lasts; renewed every third of it. */
+  readonly leaseSeconds?: number
+  readonly requestTimeoutMs?: number
+  /** Seconds before the first retry; doubled per failure up to maxRetrySeconds. */
+  readonly firstRetrySeconds?: number
+  readonly maxRetrySeconds?: number
+  /** Streams delivered at the same time by this instance. */
+  readonly concurrency?: number
+}
+
+/** What one POST came to. `final`: this SET is done with (202, or refused as malformed). */
+type Outcome = { final: true, note?: string } | { final: false, error: string }
+
+const BATCH = 20
+const MOST_LEASES = 1_000
+const MOST_ERROR_BODY = 4_096
+
+/** The next retry: exponential in the attempts, with jitter (half to all of it). */
+export function retryDelaySeconds(attempts: number, first: number, most: number): number {
+  const ceiling = Math.min(most, first * 2 ** Math.max(0, attempts - 1))
+  return ceiling / 2 + Math.random() * (ceiling / 2)
+}
+
+async function readSome(response: Response): Promise<string> {
+  if (!response.body) return ''
+  const reader = response.body.getReader()
+  const chunks: Uint8Array[] = []
+  let size = 0
+  try {
+    while (size < MOST_ERROR_BODY) {
+      const { done, value } = await reader.read()
+      if (done) break
+      chunks.push(value)
+      size += value.byteLength
+    }
+  } finally {
+    await reader.cancel().catch(() => {})
+  }
+  return Buffer.concat(chunks).subarray(0, MOST_ERROR_BODY).toString('utf8')
+}
+
+export function createPushDeliverer(options: PushDelivererOptions) {
+  const owner = `${process.pid}/${randomUUID()}`
+  const leaseSeconds = options.leaseSeconds ?? 30
+  const requestTimeoutMs = options.requestTimeoutMs ?? 10_000
+  const firstRetry = options.firstRetrySeconds ?? 0.25
+  const maxRetry = options.maxRetrySeconds ?? 300
+  const concurrency = options.concurrency ?? 8
+  const { db, log } = options
+
+  const stopping = new AbortController()
+  const delivering = new Map<string, Promise<void>>()
+  let ticking: Promise<void> | undefined
+  let again = false
+  let timer: NodeJS.Timeout | undefined
+  let started = false
+
+  function schedule(ms: number): void {
+    if (stopping.signal.aborted) return
+    clearTimeout(timer)
+    timer = setTimeout(() => void tick(), Math.max(0, ms))
+    timer.unref()
+  }
+
+  /** Something may be waiting: a tick soon; several wake-ups during a tick make one more. */
+  function wake(): void {
+    if (!started || stopping.signal.aborted) return
+    if (ticking) again = true
+    else schedule(0)
+  }
+
+  async function tick(): Promise<void> {
+    if (ticking || stopping.signal.aborted) return
+    ticking = (async () => {
+      let nextInMs = (leaseSeconds * 1000) / 3
+      try {
+        do {
+          again = false
+          const leased = await leasePushStreams(db, owner, leaseSeconds, MOST_LEASES)
+          for (const stream of leased) {
+            if (stream.dueInSeconds > 0) nextInMs = Math.min(nextInMs, stream.dueInSeconds * 1000 + 5)
+            else startDelivery(stream.id)
+          }
+        } while (again && !stopping.signal.aborted)
+      } catch (err) {
+        if (!stopping.signal.aborted) log.warn({ err }, 'ssf push: could not lease streams; retrying')
+        nextInMs = Math.min(nextInMs, 2_000)
+      } finally {
+        ticking = undefined
+        schedule(nextInMs)
+      }
+    })()
+    await ticking
+  }
+
+  function startDelivery(streamId: string): void {
+    // A stream left out for want of a free slot is picked up by the wake-up when one frees.
+    if (delivering.has(streamId) || delivering.size >= concurrency) return
+    const run = deliverStream(streamId)
+      .catch((err: unknown) => {
+        if (!stopping.signal.aborted) log.warn({ err, streamId }, 'ssf push: delivery failed; retrying')
+      })
+      .finally(() => {
+        delivering.delete(streamId)
+        // Another stream may have waited for a free slot.
+        wake()
+      })
+    delivering.set(streamId, run)
+  }
+
+  async function post(url: string, set: string): Promise<Outcome> {
+    if (!options.allowedOrigins.includes(new URL(url).origin)) {
+      return { final: false, error: 'endpoint_url is no longer at an allowed origin (SSF_PUSH_ALLOWED_ORIGINS)' }
+    }
+    let response: Response
+    try {
+      response = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/secevent+jwt', accept: 'application/json' },
+        body: set,
+        // SSRF: only the registered URL is ever requested; a redirect is a failure.
+        redirect: 'manual',
+        signal: AbortSignal.any([stopping.signal, AbortSignal.timeout(requestTimeoutMs)])
+      })
+    } catch (err) {
+      const name = (err as Error).name
+      return { final: false, error: name === 'TimeoutError' ? `no answer within ${requestTimeoutMs} ms` : `request failed (${(err as Error).message})` }
+    }
+    const body = await readSome(response).catch(() => '')
+    if (response.status === 202) return { final: true }
+    if (response.status === 400) {
+      // RFC 8935 §2.4: `invalid_request` says this SET itself is bad, and sending it again cannot
+      // help (like a poll's setErrs). Any other error names a configuration to fix: retried.
+      let err: unknown
+      try {
+        err = (JSON.parse(body) as { err?: unknown }).err
+      } catch {
+        err = undefined
+      }
+      if (err === 'invalid_request') return { final: true, note: body.slice(0, 512) }
+      return { final: false, error: `400${typeof err === 'string' ? ` ${err.slice(0, 64)}` : ''}` }
+    }
+    if (response.status >= 300 && response.status < 400) return { final: false, error: `${response.status} redirect (not followed)` }
+    return { final: false, error: `${response.status}` }
+  }
+
+  /** Delivers what waits on one stream, in order, until it is empty or a POST fails. */
+  async function deliverStream(streamId: string): Promise<void> {
+    while (!stopping.signal.aborted) {
+      const pending = await pendingSets(db, streamId, BATCH)
+      if (!pending || pending.stream.delivery_method !== PUSH || pending.stream.lease_owner !== owner || !pending.stream.endpoint_url) return
+      if (pending.verifications.length === 0 && pending.events.length === 0) return
+      const { types } = pending
+      const address = { id: streamId, aud: pending.stream.aud }
+      const queue = [
+        ...pending.verifications.map((verification) => ({ set: options.sets.verificationSet(verification, address), ack: { eventIds: [], verificationIds: [verification.id] } })),
+        ...pending.events.map((event) => ({ set: options.sets.eventSet(event, address), ack: { eventIds: [event.id], verificationIds: [] } }))
+      ]
+      for (const item of queue) {
+        if (stopping.signal.aborted) return
+        const outcome = await post(pending.stream.endpoint_url!, item.set)
+        if (!outcome.final) {
+          const attempts = pending.stream.attempts + 1
+          const delay = retryDelaySeconds(attempts, firstRetry, maxRetry)
+          await recordPushFailure(db, streamId, owner, outcome.error, delay)
+          log.warn({ streamId, attempts, retryInSeconds: Math.round(delay * 10) / 10, error: outcome.error }, 'ssf push: receiver did not accept the SET; will retry')
+          schedule(delay * 1000 + 5)
+          return
+        }
+        if (outcome.note !== undefined) log.warn({ streamId, answer: outcome.note }, 'ssf push: receiver refused a SET as invalid; not sent again')
+        if (!(await acknowledge(db, streamId, types, item.ack, { leaseOwner: owner, delivered: options.now() }))) return
+        pending.stream.attempts = 0
+      }
+    }
+  }
+
+  return {
+    owner,
+    start(): void {
+      started = true
+      schedule(0)
+    },
+    wake,
+    /** Stops delivering (in-flight POSTs are aborted) and gives the leases back. */
+    async stop(): Promise<void> {
+      if (stopping.signal.aborted) return
+      stopping.abort()
+      clearTimeout(timer)
+      await ticking?.catch(() => {})
+      await Promise.allSettled([...delivering.values()])
+      if (started) await releasePushLeases(db, owner).catch((err: unknown) => log.warn({ err }, 'ssf push: could not release leases'))
+    },
+    /** For tests: whether anything is in flight. */
+    get busy(): boolean {
+      return ticking !== undefined || delivering.size > 0
+    }
+  }
+}
+
+export type PushDeliverer = ReturnType<typeof createPushDeliverer>
