@@ -5,7 +5,7 @@ import tseslint from 'typescript-eslint'
 
 export default tseslint.config(
   {
-    ignores: ['node_modules/', 'dist/', 'coverage/', '.tap/', 'bench/results/', 'data/'],
+    ignores: ['node_modules/', 'dist/', 'coverage/', '.tap/', 'bench/results/', 'data/', 'packages/*/dist/', 'packages/*/.tap/'],
   },
   js.configs.recommended,
   tseslint.configs.recommended,
