@@ -2,6 +2,7 @@
 // form bodies, and every error in the shape RFC 6749 §5.2 gives, `{ error, error_description }`,
 // since OAuth client libraries read nothing else.
 import formBody from '@fastify/formbody'
+import { parse as parseForm } from 'fast-querystring'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyError, FastifyRequest } from 'fastify'
 import { triesBasic } from '../auth/client-credentials.js'
@@ -24,6 +25,11 @@ import {
 
 const FORM = 'application/x-www-form-urlencoded'
 
+function withoutEmptyValues(fields: Record<string, unknown>): Record<string, unknown> {
+  for (const [name, value] of Object.entries(fields)) if (value === '') delete fields[name]
+  return fields
+}
+
 /** The RFC 6749 §5.2 code of an error that is not an OAuthError, by its status. */
 function oauthCodeOf(statusCode: number): OAuthErrorCode {
   if (statusCode === 429 || statusCode === 503) return 'temporarily_unavailable'
@@ -38,16 +44,9 @@ export interface OAuthRoutesOptions {
 const oauthRoutes: FastifyPluginAsyncTypebox<OAuthRoutesOptions> = async (app, options) => {
   // These two endpoints take forms only: a JSON body is a 415 here.
   app.removeContentTypeParser('application/json')
-  await app.register(formBody, { bodyLimit: 16_384 })
-  app.addSchema(OAuthErrorSchema)
   // RFC 6749 §3.2: "Parameters sent without a value MUST be treated as if they were omitted".
-  app.addHook('preValidation', (request, _reply, done) => {
-    const body = request.body as Record<string, unknown> | undefined
-    if (body && typeof body === 'object') {
-      for (const [name, value] of Object.entries(body)) if (value === '') delete body[name]
-    }
-    done()
-  })
+  await app.register(formBody, { bodyLimit: 16_384, parser: (text: string) => withoutEmptyValues(parseForm(text)) })
+  app.addSchema(OAuthErrorSchema)
 
   app.setErrorHandler(function oauthErrorHandler(error: FastifyError, request, reply) {
     let oauth: OAuthError
