@@ -1,0 +1,117 @@
+// Shared pieces of the SSF tests (docs/ssf.md). Every app runs on a database of its own: a
+// stream sees every user's events, so another test file's logouts must not reach it.
+import { createLocalJWKSet, jwtVerify, type JWTPayload, type JWTVerifyResult } from 'jose'
+import type { Test } from 'tap'
+import type { App } from '../../src/app.js'
+import { API_PREFIX, bearer, buildTestApp, machineToken, testClient, type TestAppOptions, type TestClient, type TestContext } from '../helper.js'
+
+export const SSF = `${API_PREFIX}/ssf`
+export const STREAMS = `${SSF}/streams`
+export const SESSION_REVOKED = 'https://schemas.openid.net/secevent/caep/event-type/session-revoked'
+export const CREDENTIAL_CHANGE = 'https://schemas.openid.net/secevent/caep/event-type/credential-change'
+export const VERIFICATION = 'https://schemas.openid.net/secevent/ssf/event-type/verification'
+export const POLL = 'urn:ietf:rfc:8936'
+export const PUSH = 'urn:ietf:rfc:8935'
+
+export interface SsfTestContext extends TestContext {
+  /** A client with ssf.manage and ssf.read, and its machine token. */
+  receiver: TestClient
+  token: string
+}
+
+/** An app with one SSF client (and `extraClients`), on a database of its own. */
+export async function ssfApp(t: Test, options: TestAppOptions & { extraClients?: TestClient[] } = {}): Promise<SsfTestContext> {
+  const receiver = testClient('ssf.manage ssf.read')
+  const ctx = await buildTestApp(t, {
+    ownDatabase: true,
+    ...options,
+    env: { SSF_POLL_TIMEOUT: '2s', ...options.env },
+    clients: [receiver, ...(options.extraClients ?? [])]
+  })
+  return { ...ctx, receiver, token: await machineToken(ctx.app, receiver) }
+}
+
+type Method = 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE'
+
+/** A call to the SSF endpoints with this machine token (null: none). */
+export function ssfCall(app: App, token: string | null, method: Method, path: string, payload?: unknown) {
+  return app.inject({
+    method,
+    url: `${SSF}${path}`,
+    headers: token === null ? {} : bearer(token),
+    ...(payload === undefined ? {} : { payload: payload as Record<string, unknown> })
+  })
+}
+
+export interface StreamConfig {
+  stream_id: string
+  iss: string
+  aud: string
+  delivery: { method: string, endpoint_url: string }
+  events_supported: string[]
+  events_requested: string[]
+  events_delivered: string[]
+  description?: string
+  inactivity_timeout?: number
+}
+
+export async function createStream(app: App, token: string, body: Record<string, unknown> = { delivery: { method: POLL }, events_requested: [SESSION_REVOKED, CREDENTIAL_CHANGE] }): Promise<StreamConfig> {
+  const res = await ssfCall(app, token, 'POST', '/streams', body)
+  if (res.statusCode !== 201) throw new Error(`stream creation failed: ${res.statusCode} ${res.body}`)
+  return res.json()
+}
+
+export interface PollBody {
+  sets: Record<string, string>
+  moreAvailable: boolean
+}
+
+/** One poll; returnImmediately unless the body says otherwise. */
+export async function poll(app: App, token: string, streamId: string, body: Record<string, unknown> = {}): Promise<PollBody> {
+  const res = await ssfCall(app, token, 'POST', `/poll/${streamId}`, { returnImmediately: true, ...body })
+  if (res.statusCode !== 200) throw new Error(`poll failed: ${res.statusCode} ${res.body}`)
+  return res.json()
+}
+
+/** Polls (acknowledging everything) until nothing is left; every SET received, in order. */
+export async function drain(app: App, token: string, streamId: string): Promise<string[]> {
+  const received: string[] = []
+  let ack: string[] = []
+  for (let round = 0; round < 100; round++) {
+    const body = await poll(app, token, streamId, { ack })
+    const jtis = Object.keys(body.sets)
+    received.push(...jtis.map((jti) => body.sets[jti]))
+    ack = jtis
+    if (jtis.length === 0 && !body.moreAvailable) return received
+  }
+  throw new Error('the stream never ran dry')
+}
+
+export function decodeSet(set: string): { header: Record<string, any>, payload: Record<string, any> } {
+  const [header, payload] = set.split('.').slice(0, 2).map((part) => JSON.parse(Buffer.from(part, 'base64url').toString()))
+  return { header, payload }
+}
+
+/** The single event of a SET: its type URI and body. */
+export function eventOf(set: string): { type: string, body: Record<string, any>, payload: Record<string, any> } {
+  const { payload } = decodeSet(set)
+  const [type, body] = Object.entries(payload.events as Record<string, Record<string, any>>)[0]
+  return { type, body, payload }
+}
+
+/** Verifies SETs as a receiver does: the JWKS from /.well-known/jwks.json, iss, aud, typ. */
+export async function setVerifier(app: App, issuer: string, audience: string): Promise<(set: string) => Promise<JWTVerifyResult<JWTPayload>>> {
+  const res = await app.inject({ method: 'GET', url: '/.well-known/jwks.json' })
+  const jwks = createLocalJWKSet(res.json())
+  return (set) => jwtVerify(set, jwks, { issuer, audience, typ: 'secevent+jwt' })
+}
+
+/** Waits until `check` is true, polling every 20 ms; fails after `ms`. */
+export async function eventually(check: () => boolean | Promise<boolean>, ms = 10_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + ms
+  while (Date.now() < deadline) {
+    if (await check()) return
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  throw new Error(`timed out waiting for ${what}`)
+}
