@@ -267,11 +267,14 @@ export interface Front {
   target: number | null
   /** Destroys every open connection (the next ones are accepted as usual). */
   cutConnections(): void
+  /** Open connections stop carrying anything either way, without closing: a silent partition. */
+  freeze(): void
   close(): Promise<void>
 }
 
 export async function startFront(t: Test): Promise<Front> {
   const sockets = new Set<Socket>()
+  const pairs = new Set<[Socket, Socket]>()
   const front = { target: null as number | null }
   const server: Server = createServer((client) => {
     sockets.add(client)
@@ -279,11 +282,16 @@ export async function startFront(t: Test): Promise<Front> {
     client.on('error', () => {})
     if (front.target === null) return
     const upstream = connect(front.target, '127.0.0.1')
+    const pair: [Socket, Socket] = [client, upstream]
+    pairs.add(pair)
     sockets.add(upstream)
-    upstream.on('close', () => sockets.delete(upstream))
     upstream.on('error', () => client.destroy())
     client.on('close', () => upstream.destroy())
-    upstream.on('close', () => client.destroy())
+    upstream.on('close', () => {
+      sockets.delete(upstream)
+      pairs.delete(pair)
+      client.destroy()
+    })
     client.pipe(upstream).pipe(client)
   })
   await new Promise<void>((resolve, reject) => {
@@ -294,10 +302,20 @@ export async function startFront(t: Test): Promise<Front> {
   const cutConnections = () => {
     for (const socket of sockets) socket.destroy()
   }
+  const freeze = () => {
+    front.target = null
+    for (const [client, upstream] of pairs) {
+      client.unpipe(upstream)
+      upstream.unpipe(client)
+      // Read and drop: nothing reaches the other side, and neither side sees a close.
+      client.on('data', () => {})
+      upstream.on('data', () => {})
+    }
+  }
   const close = async () => {
     cutConnections()
     await new Promise<void>((resolve) => server.close(() => resolve()))
   }
   t.teardown(close)
-  return Object.assign(front, { url: `http://127.0.0.1:${port}`, port, cutConnections, close })
+  return Object.assign(front, { url: `http://127.0.0.1:${port}`, port, cutConnections, freeze, close })
 }
