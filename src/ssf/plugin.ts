@@ -35,10 +35,11 @@ export default fp<SsfPluginOptions>(
       settings,
       sets,
       signal,
+      // One line per poll, whatever the receiver sent: the first few, shortened.
       setErrors: (streamId, errors) => {
-        for (const [jti, error] of Object.entries(errors)) {
-          app.log.warn({ streamId, jti, err: error.err, description: error.description }, 'ssf: the receiver reported a SET error')
-        }
+        const entries = Object.entries(errors)
+        const first = entries.slice(0, 5).map(([jti, error]) => ({ jti: jti.slice(0, 80), err: error.err.slice(0, 64), description: error.description?.slice(0, 200) }))
+        app.log.warn({ streamId, count: entries.length, errors: first }, 'ssf: the receiver reported SET errors; those SETs are not sent again')
       },
       pushChanged: () => push.wake()
     })
