@@ -153,6 +153,7 @@ t.test('push only to origins the operator allows; never with credentials in the 
   t.equal(missing.statusCode, 400, 'push needs an endpoint_url')
   const ok = await ssfCall(app, token, 'POST', '/streams', { delivery: { method: PUSH, endpoint_url: `${receiver.origin}/any/path?q=1` } })
   t.equal(ok.statusCode, 201, 'any path and query at an allowed origin')
+  t.equal((await ssfCall(app, token, 'POST', `/poll/${ok.json().stream_id}`, { returnImmediately: true })).statusCode, 404, 'a push stream has no poll URL')
   const moved = await ssfCall(app, token, 'PATCH', '/streams', { stream_id: ok.json().stream_id, delivery: { method: PUSH, endpoint_url: 'http://127.0.0.2/x' } })
   t.equal(moved.statusCode, 400, 'an update is checked the same way')
 })
