@@ -12,7 +12,9 @@ const verify = await setVerifier(app, issuer, receiver.clientId)
 
 const pair = await registerUser(app)
 const sid = decodeJwt(pair.access_token).payload.sid
-t.equal((await app.inject({ method: 'POST', url: `${API_PREFIX}/logout`, headers: bearer(pair.access_token) })).statusCode, 204)
+// No assertion before the subtests: tap would end the root test while this file still awaits.
+const loggedOut = await app.inject({ method: 'POST', url: `${API_PREFIX}/logout`, headers: bearer(pair.access_token) })
+if (loggedOut.statusCode !== 204) throw new Error(`logout failed: ${loggedOut.statusCode}`)
 const { sets } = await poll(app, token, stream.stream_id)
 const [jti, set] = Object.entries(sets)[0]
 
