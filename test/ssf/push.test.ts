@@ -156,4 +156,11 @@ t.test('push only to origins the operator allows; never with credentials in the 
   t.equal((await ssfCall(app, token, 'POST', `/poll/${ok.json().stream_id}`, { returnImmediately: true })).statusCode, 404, 'a push stream has no poll URL')
   const moved = await ssfCall(app, token, 'PATCH', '/streams', { stream_id: ok.json().stream_id, delivery: { method: PUSH, endpoint_url: 'http://127.0.0.2/x' } })
   t.equal(moved.statusCode, 400, 'an update is checked the same way')
+
+  const switched = await ssfCall(app, token, 'PATCH', '/streams', { stream_id: ok.json().stream_id, delivery: { method: 'urn:ietf:rfc:8936' } })
+  t.equal(switched.statusCode, 200, 'push to poll')
+  t.same(switched.json().delivery, { method: 'urn:ietf:rfc:8936', endpoint_url: `${metadata.issuer}${API_PREFIX}/ssf/poll/${ok.json().stream_id}` })
+  const back = await ssfCall(app, token, 'PUT', '/streams', { stream_id: ok.json().stream_id, delivery: { method: PUSH, endpoint_url: `${receiver.origin}/events` } })
+  t.equal(back.statusCode, 200, 'and back to push')
+  t.same(back.json().delivery, { method: PUSH, endpoint_url: `${receiver.origin}/events` })
 })
