@@ -56,6 +56,9 @@ export async function startServer(env: Record<string, string>, options: StartOpt
       LOG_LEVEL: 'warn',
       RATE_LIMIT: 'off',
       SESSION_CLEANUP_INTERVAL: '0',
+      // Instances of one deployment share an issuer (behind a balancer, PUBLIC_URL is the same);
+      // the default, http://HOST:PORT, would differ per port and each would refuse the others' tokens.
+      JWT_ISSUER: 'https://auth.test.example',
       ...env
     },
     stdio: ['ignore', 'pipe', 'pipe']
