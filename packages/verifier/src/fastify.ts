@@ -17,7 +17,7 @@ export interface AuthVerifierPluginOptions extends Partial<VerifierOptions> {
 declare module 'fastify' {
   interface FastifyInstance {
     /** onRequest hook: 401/503 unless the request carries a valid, unrevoked access token. */
-    requireAuth: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
+    requireAuth: (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply | undefined>
     authVerifier: Verifier
   }
   interface FastifyRequest {
@@ -28,9 +28,14 @@ declare module 'fastify' {
 
 const plugin: FastifyPluginAsync<AuthVerifierPluginOptions> = async (app: FastifyInstance, options) => {
   const { verifier: given, waitForReady = true, retryAfterSec = 5, ...verifierOptions } = options
+  // Fastify gives an onReady hook pluginTimeout (10 s by default, 0: none): give up just before it,
+  // so that app.ready() fails with the verifier's reason rather than a bare hook timeout.
+  const pluginTimeout = app.initialConfig.pluginTimeout ?? 10_000
+  const limit = pluginTimeout > 0 ? Math.max(1_000, pluginTimeout - 500) : Infinity
   const verifier = given ?? createVerifier({
     logger: app.log.child({ name: 'auth-verifier' }),
-    ...(verifierOptions as VerifierOptions)
+    ...(verifierOptions as VerifierOptions),
+    readyTimeoutMs: Math.min(verifierOptions.readyTimeoutMs ?? 30_000, limit)
   })
   app.decorate('authVerifier', verifier)
   app.decorateRequest('auth', null as unknown as AccessTokenClaims)
@@ -39,15 +44,15 @@ const plugin: FastifyPluginAsync<AuthVerifierPluginOptions> = async (app: Fastif
     const token = bearerToken(request.headers.authorization)
     if (token === undefined) {
       const answer = challengeFor(undefined)
-      await reply.code(answer.statusCode).headers(answer.headers).send(answer.body)
-      return
+      return reply.code(answer.statusCode).headers(answer.headers).send(answer.body)
     }
     try {
       request.auth = await verifier.verify(token)
+      return undefined
     } catch (error) {
       const answer = challengeFor(error, retryAfterSec)
       if (answer.statusCode !== 401) request.log.warn({ error: error instanceof Error ? error.message : String(error) }, 'token not checked')
-      await reply.code(answer.statusCode).headers(answer.headers).send(answer.body)
+      return reply.code(answer.statusCode).headers(answer.headers).send(answer.body)
     }
   })
 

@@ -335,6 +335,7 @@ class SsfVerifier implements Verifier {
 
   async verify(token: string): Promise<AccessTokenClaims> {
     if (this.closing) throw new VerifierError('closed', 'the verifier is closed')
+    if (this.failed) throw new VerifierError('misconfigured', `the verifier could not start: ${this.failed.message}`)
     if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) {
       throw new VerifierError('invalid_token', 'malformed token')
     }

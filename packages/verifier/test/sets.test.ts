@@ -1,8 +1,9 @@
 // The receiver's rules for SETs and the stream's lifecycle, against an issuer written in the test
 // (test/fake-issuer.ts), where each SET can be made to break one rule.
 import { randomUUID } from 'node:crypto'
+import Fastify from 'fastify'
 import t, { type Test } from 'tap'
-import { createVerifier, type Verifier } from '../src/index.js'
+import authVerifier, { createVerifier, type Verifier } from '../src/index.js'
 import { CLIENT, CREDENTIAL_CHANGE, fakeIssuer, ISSUER, SESSION_REVOKED, VERIFICATION, type FakeIssuer } from './fake-issuer.js'
 import { eventually, quietLogger, rejection } from './support.js'
 
@@ -188,4 +189,16 @@ t.test('the issuer unreachable at start: ready() rejects after readyTimeoutMs, v
   t.equal((await rejection(verifier.verify(await issuer.accessToken()))).code, 'revocation_stale', 'keys known, stream never answered: refused')
   await verifier.close()
   t.equal(issuer.seen.deleted, 1, 'the stream it had created is deleted')
+})
+
+t.test('the Fastify plugin gives up before Fastify\'s pluginTimeout, with its own reason', async (t) => {
+  const issuer = await fakeIssuer()
+  issuer.pollMode = 'fail'
+  const app = Fastify({ pluginTimeout: 1_500 })
+  app.register(authVerifier, { issuer: ISSUER, audience: 'api', ...CLIENT, fetch: issuer.fetch, logger: quietLogger() })
+  t.teardown(() => app.close())
+  const started = Date.now()
+  await t.rejects(async () => { await app.ready() }, { code: 'unavailable', message: /not ready after 1000 ms/ })
+  t.ok(Date.now() - started < 1_500, 'before the hook timeout')
+  t.equal(issuer.seen.deleted, 1, 'the verifier closed (its stream deleted)')
 })
