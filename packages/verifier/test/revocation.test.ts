@@ -92,7 +92,7 @@ t.test('revocation through the real transmitter', async (t) => {
 
   t.test('a silent network (the long poll neither answered nor closed): stale within pollTimeoutMs + staleAfterMs', async (t) => {
     const front = await startFront(t)
-    front.target = Number(new URL(auth.url).port)
+    front.target = Number(new URL(auth.server.url).port)
     // The verifier reaches the service through the front; the issuer is still the service's URL.
     const verifier = await started(t, auth, {
       staleAfterMs: 800,

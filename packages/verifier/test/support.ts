@@ -23,7 +23,7 @@ export interface Client {
 
 export interface Auth {
   server: ServerProcess
-  /** The issuer: the service's public URL (its own address, or the Front's). */
+  /** The issuer and public URL: a Front's (server.url is the process's own address). */
   url: string
   client: Client
   privateKeyPem: string
@@ -36,7 +36,10 @@ export interface AuthOptions {
   privateKeyPem?: string
   /** Retired public keys (PEM) that still verify: JWT_VERIFY_KEYS. */
   verifyKeys?: string[]
-  /** PUBLIC_URL (the issuer), e.g. a Front's URL: instances behind it share one issuer. */
+  /**
+   * PUBLIC_URL and JWT_ISSUER: a Front's URL that instances behind it share. Default: a front of
+   * this instance's own.
+   */
   publicUrl?: string
   client?: Client
   env?: Record<string, string>
@@ -77,10 +80,16 @@ export async function startAuth(t: Test, options: AuthOptions = {}): Promise<Aut
     SERVICE_CLIENTS_FILE: clientsFile,
     ...(options.verifyKeys?.length ? { JWT_VERIFY_KEYS: options.verifyKeys.join('\n') } : {}),
     ...(process.env.TEST_DATABASE_URL ? { DATABASE_URL: process.env.TEST_DATABASE_URL } : {}),
-    ...(options.publicUrl ? { PUBLIC_URL: options.publicUrl } : {}),
     ...options.env
   }
+  // The issuer is a URL the verifier can fetch the metadata from: a front on a port of its own
+  // (the service's port is only known once it runs), named by PUBLIC_URL and JWT_ISSUER.
+  const front = options.publicUrl ? undefined : await startFront(t)
+  const publicUrl = options.publicUrl ?? front!.url
+  env.PUBLIC_URL = publicUrl
+  env.JWT_ISSUER = publicUrl
   const server = await startServer(env)
+  if (front) front.target = Number(new URL(server.url).port)
   let stopped = false
   const stop = async () => {
     if (stopped) return
@@ -89,7 +98,7 @@ export async function startAuth(t: Test, options: AuthOptions = {}): Promise<Aut
     rmSync(dir, { recursive: true, force: true })
   }
   t.teardown(stop)
-  return { server, url: options.publicUrl ?? server.url, client, privateKeyPem, stop }
+  return { server, url: publicUrl, client, privateKeyPem, stop }
 }
 
 export interface Session {
