@@ -41,7 +41,7 @@ export default fp<SsfPluginOptions>(
         const first = entries.slice(0, 5).map(([jti, error]) => ({ jti: jti.slice(0, 80), err: error.err.slice(0, 64), description: error.description?.slice(0, 200) }))
         app.log.warn({ streamId, count: entries.length, errors: first }, 'ssf: the receiver reported SET errors; those SETs are not sent again')
       },
-      pushChanged: () => push.wake()
+      pushChanged: () => push.rescan()
     })
 
     const unsubscribe = app.database.onSecurityEvent(() => {

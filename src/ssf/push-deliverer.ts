@@ -36,6 +36,7 @@ export interface PushDelivererOptions {
 type Outcome = { final: true, note?: string } | { final: false, error: string }
 
 const BATCH = 20
+const RESCAN_MS = 1_000
 const MOST_LEASES = 1_000
 const MOST_ERROR_BODY = 4_096
 
@@ -78,6 +79,15 @@ export function createPushDeliverer(options: PushDelivererOptions) {
   let again = false
   let timer: NodeJS.Timeout | undefined
   let started = false
+  /** The streams this instance held the lease of at the last round. */
+  let leasedStreams = new Set<string>()
+  /** Streams woken while their delivery ran: it goes round once more when it ends. */
+  const wokenWhileDelivering = new Set<string>()
+  /** Streams left out for want of a free slot: started when one frees. */
+  const waitingForSlot = new Set<string>()
+  /** Streams backing off after a failure: not before this time (ms), whatever wakes them. */
+  const backingOffUntil = new Map<string, number>()
+  let lastRescanMs = 0
 
   function schedule(ms: number): void {
     if (stopping.signal.aborted) return
@@ -86,11 +96,30 @@ export function createPushDeliverer(options: PushDelivererOptions) {
     timer.unref()
   }
 
-  /** Something may be waiting: a tick soon; several wake-ups during a tick make one more. */
-  function wake(): void {
+  /**
+   * Push streams changed (created, updated, resumed): lease again soon; several changes during a
+   * lease round make one more.
+   */
+  function rescan(): void {
     if (!started || stopping.signal.aborted) return
     if (ticking) again = true
     else schedule(0)
+  }
+
+  /**
+   * New events were recorded somewhere: deliver on the streams this instance leases, and at most
+   * once a second look for streams to lease. Without SSF_PUSH_ALLOWED_ORIGINS no push stream can
+   * exist and the deliverer never starts: a logout costs no instance a round trip for it.
+   */
+  function wake(): void {
+    if (!started || stopping.signal.aborted) return
+    const nowMs = Date.now()
+    // Streams created on another instance, or given back by one that shut down, are leased by a
+    // round of their own: at most one a second however many events arrive.
+    if (nowMs - lastRescanMs >= RESCAN_MS) rescan()
+    for (const streamId of leasedStreams) {
+      if ((backingOffUntil.get(streamId) ?? 0) <= nowMs) startDelivery(streamId)
+    }
   }
 
   async function tick(): Promise<void> {
@@ -100,10 +129,15 @@ export function createPushDeliverer(options: PushDelivererOptions) {
       try {
         do {
           again = false
+          lastRescanMs = Date.now()
           const leased = await leasePushStreams(db, owner, leaseSeconds, MOST_LEASES)
+          leasedStreams = new Set(leased.map((stream) => stream.id))
+          backingOffUntil.clear()
           for (const stream of leased) {
-            if (stream.dueInSeconds > 0) nextInMs = Math.min(nextInMs, stream.dueInSeconds * 1000 + 5)
-            else startDelivery(stream.id)
+            if (stream.dueInSeconds > 0) {
+              backingOffUntil.set(stream.id, Date.now() + stream.dueInSeconds * 1000)
+              nextInMs = Math.min(nextInMs, stream.dueInSeconds * 1000 + 5)
+            } else startDelivery(stream.id)
           }
         } while (again && !stopping.signal.aborted)
       } catch (err) {
@@ -118,16 +152,30 @@ export function createPushDeliverer(options: PushDelivererOptions) {
   }
 
   function startDelivery(streamId: string): void {
-    // A stream left out for want of a free slot is picked up by the wake-up when one frees.
-    if (delivering.has(streamId) || delivering.size >= concurrency) return
+    if (delivering.has(streamId)) {
+      // Its last look for pending SETs may have come before this event committed.
+      wokenWhileDelivering.add(streamId)
+      return
+    }
+    if (delivering.size >= concurrency) {
+      waitingForSlot.add(streamId)
+      return
+    }
+    waitingForSlot.delete(streamId)
     const run = deliverStream(streamId)
       .catch((err: unknown) => {
         if (!stopping.signal.aborted) log.warn({ err, streamId }, 'ssf push: delivery failed; retrying')
       })
       .finally(() => {
         delivering.delete(streamId)
-        // Another stream may have waited for a free slot.
-        wake()
+        // Once more if it was woken meanwhile (unless it now backs off: the timer brings it back);
+        // else the slot goes to a stream that waited for one.
+        const woken = wokenWhileDelivering.delete(streamId)
+        if (woken && (backingOffUntil.get(streamId) ?? 0) <= Date.now()) startDelivery(streamId)
+        else {
+          const next = waitingForSlot.values().next()
+          if (!next.done) startDelivery(next.value)
+        }
       })
     delivering.set(streamId, run)
   }
@@ -186,6 +234,7 @@ export function createPushDeliverer(options: PushDelivererOptions) {
         if (!outcome.final) {
           const attempts = pending.stream.attempts + 1
           const delay = retryDelaySeconds(attempts, firstRetry, maxRetry)
+          backingOffUntil.set(streamId, Date.now() + delay * 1000)
           await recordPushFailure(db, streamId, owner, outcome.error, delay)
           log.warn({ streamId, attempts, retryInSeconds: Math.round(delay * 10) / 10, error: outcome.error }, 'ssf push: receiver did not accept the SET; will retry')
           schedule(delay * 1000 + 5)
@@ -201,10 +250,12 @@ export function createPushDeliverer(options: PushDelivererOptions) {
   return {
     owner,
     start(): void {
+      if (options.allowedOrigins.length === 0) return
       started = true
       schedule(0)
     },
     wake,
+    rescan,
     /** Stops delivering (in-flight POSTs are aborted) and gives the leases back. */
     async stop(): Promise<void> {
       if (stopping.signal.aborted) return

@@ -77,7 +77,12 @@ t.test('every SET arrives, verified, in order, after the receiver refused a few 
   }
 
   await eventually(() => receiver.hits.some((hit) => hit.status === 500), 5_000, 'a refused attempt')
-  const failing = (await ssfCall(app, token, 'GET', `/status?stream_id=${stream.stream_id}`)).json()
+  // The failure is recorded once the service has read the answer: poll the status for it.
+  let failing: Record<string, unknown> = {}
+  await eventually(async () => {
+    failing = (await ssfCall(app, token, 'GET', `/status?stream_id=${stream.stream_id}`)).json()
+    return typeof failing.last_error === 'string'
+  }, 5_000, 'the failure in the status')
   t.match(failing, { status: 'enabled', delivery_attempts: Number, last_error: /^50[03]$/ }, `while failing: ${JSON.stringify(failing)}`)
 
   await eventually(() => receiver.hits.filter((hit) => hit.status === 202).length === 4, 10_000, 'four accepted SETs')
