@@ -256,7 +256,8 @@ t.test('a process started with a good file serves its clients over HTTP', async 
   t.equal(res.status, 200)
   const body = await res.json() as { scope: string, access_token: string }
   t.equal(body.scope, 'introspect sessions:admin')
-  t.equal(decodeJwt(body.access_token).payload.iss, server.url, 'the default issuer is http://HOST:PORT')
+  const metadata = await (await fetch(`${server.url}/.well-known/oauth-authorization-server`)).json() as { issuer: string }
+  t.equal(decodeJwt(body.access_token).payload.iss, metadata.issuer, 'the token names the issuer the metadata does')
   t.equal((await post(basicAuth({ ...good, secret: generateClientSecret() }))).status, 401, 'a wrong secret')
   t.equal(await server.stop(5_000), 0, 'and it stops cleanly')
 })
