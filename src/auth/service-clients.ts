@@ -3,6 +3,7 @@
 // stored. Secrets are 256 random bits, so a plain SHA-256 is as safe as a slow password hash
 // (nobody can search 2^256 inputs) and keeps client authentication cheap on every /introspect
 // call; docs/decisions.md, "Machine clients", says more.
+import * as nodeCrypto from 'node:crypto'
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { ConfigError } from '../config.js'
@@ -45,7 +46,12 @@ export function generateClientSecret(): string {
   return randomBytes(32).toString('base64url')
 }
 
-const digestOf = (secret: string): Buffer => createHash('sha256').update(secret, 'utf8').digest()
+// crypto.hash (Node 20.12+) digests without a Hash object per call: cheaper on every
+// authenticated /introspect. The same bytes as the createHash fallback for older Node 20 releases.
+const oneShotHash: typeof nodeCrypto.hash | undefined = nodeCrypto.hash
+const digestOf = oneShotHash
+  ? (secret: string): Buffer => oneShotHash('sha256', secret, 'buffer')
+  : (secret: string): Buffer => createHash('sha256').update(secret, 'utf8').digest()
 
 /** What the clients file stores instead of `secret`. */
 export function hashClientSecret(secret: string): string {
