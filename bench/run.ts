@@ -11,17 +11,22 @@ import { hashPassword } from '../src/services/passwords.js'
 import { installCleanupHandlers, ROOT, sleep, stopAllChildren } from './lib/children.js'
 import { BenchDatabase } from './lib/db.js'
 import { fixtureSessions } from './lib/fixtures.js'
-import { checkAccessTokens, login, mapLimit, register, type Session, type User } from './lib/http.js'
+import { checkAccessTokens, login, machineToken, mapLimit, register, type Session, type User } from './lib/http.js'
 import { runLoad, stopCurrentLoad, type LoadResult, type Op, type OpSource, type WarmupStats } from './lib/load.js'
 import { OptionError, OptionSource, readFlags } from './lib/options.js'
-import { cpuDescription, gitCommit, loadAverage, markdownReport, median, resultsTable, kindsTable, summarise, writeResults, type Check, type Meta, type RoundResult, type Summary, log, reportFailures } from './lib/report.js'
+import {
+  cpuDescription, gitCommit, loadAverage, markdownReport, median, resultsTable, kindsTable, shapeLine, shapeNote, shapeRound, shapeSummary, summarise,
+  writeResults, type Check, type Meta, type RoundResult, type ShapeRuns, type Summary, log, reportFailures
+} from './lib/report.js'
 import {
   ALGORITHMS, DEFAULT_ALGORITHM, clusterEntryExists, generateKey, migrate, startBaseline, startService,
   type Algorithm, type Baseline, type BaselineName, type Service, type SigningKey
 } from './lib/service.js'
 import { mixedSource, Workload } from './lib/workload.js'
 
-const TARGETS = ['verify', 'introspect', 'me', 'refresh', 'login', 'mixed', 'logout'] as const
+const TARGETS = ['verify', 'introspect', 'introspect-bearer', 'me', 'refresh', 'login', 'mixed', 'logout'] as const
+/** The scenarios measured against verify and the HTTP-shape ceiling (bench/README.md). */
+const INTROSPECTIONS = ['introspect', 'introspect-bearer'] as const
 type Scenario = (typeof TARGETS)[number]
 /** Where load goes: a URL, and the process group whose CPU is measured. */
 interface Target {
@@ -105,7 +110,7 @@ function serviceEnv(options: Options): Record<string, string> {
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US')
 
-/** introspect's target (bench/README.md): at least this share of verify's req/s in the same round. */
+/** introspect's target (bench/README.md): at least this share of verify's req/s in the same round (introspect-bearer's too). */
 const INTROSPECT_TARGET = 0.8
 
 /** The raw argon2id ceiling: hashes/s with the service's parameters, `inFlight` at a time. */
@@ -153,7 +158,12 @@ async function main(): Promise<number> {
 
   log(`auth-service benchmark: ${engine}, ${options.algorithm}, ${options.connections} connections, ` +
     `${options.warmup} s warm-up + ${options.duration} s per scenario, ${options.rounds} round(s)${options.smoke ? ' [smoke]' : ''}`)
-  log(`scenarios: ${options.scenarios.join(', ') || '(none)'}${options.baselines ? '; baselines: hello, jwt' + (options.databaseUrl ? ', jwt+DELETE' : '') : ''}`)
+  // The HTTP-shape ceiling's two baselines only matter next to an introspection scenario.
+  const shapeBaselines = options.scenarios.some((t) => (INTROSPECTIONS as readonly string[]).includes(t))
+  const baselineNames: BaselineName[] = options.baselines
+    ? ['hello', ...(shapeBaselines ? ['hello-204', 'hello-form-json'] as const : []), 'jwt', ...(options.databaseUrl ? ['jwt-pg-delete'] as const : [])]
+    : []
+  log(`scenarios: ${options.scenarios.join(', ') || '(none)'}${options.baselines ? `; baselines: ${baselineNames.join(', ')}` : ''}`)
 
   const key: SigningKey = generateKey(options.algorithm)
   const db = options.databaseUrl ? new BenchDatabase(options.databaseUrl) : undefined
@@ -179,14 +189,14 @@ async function main(): Promise<number> {
     // service always gets it, so every scenario runs against the same configuration.
     const benchClient = { id: `bench-${runId}`, secret: generateClientSecret() }
     const introspectAuthorization = `Basic ${Buffer.from(`${benchClient.id}:${benchClient.secret}`).toString('base64')}`
+    // What the hello-form-json baseline gets instead: a Basic header of the same length (it checks
+    // nothing, and the client's secret goes to the service only).
+    const standInAuthorization = `Basic ${Buffer.from(`${benchClient.id}:${'x'.repeat(benchClient.secret.length)}`).toString('base64')}`
     const serviceClients = [{ client_id: benchClient.id, client_secret_hash: hashClientSecret(benchClient.secret), scope: 'introspect' }]
     log(`starting the service${workers > 0 ? ` (${workers} workers)` : ''} and the baselines on 127.0.0.1...`)
     const [service, ...baselineList] = await Promise.all([
       startService({ key, databaseUrl: options.databaseUrl, workers, nodeArgs: options.nodeArgs, env: serviceEnv(options), serviceClients }),
-      ...(options.baselines
-        ? (['hello', 'jwt', ...(options.databaseUrl ? ['jwt-pg-delete'] : [])] as BaselineName[])
-          .map((name) => startBaseline(name, key, options.databaseUrl, workers))
-        : [])
+      ...baselineNames.map((name) => startBaseline(name, key, options.databaseUrl, workers))
     ]) as [Service, ...Baseline[]]
     const baselines = new Map(baselineList.map((b) => [b.name, b]))
     log(`  service ${service.url} (pid ${service.pid}, ${service.entry})${baselineList.map((b) => `, ${b.name} ${b.url}`).join('')}`)
@@ -288,6 +298,20 @@ async function main(): Promise<number> {
       if (hello) {
         await timed('hello', { url: hello.url, pid: hello.child.pid }, () => ({ kind: 'hello', method: 'GET', path: '/', expect: 200 }), round)
       }
+      // The HTTP-shape ceiling, one right after the other: verify's requests to a bare 204, and
+      // introspect's (same body, an Authorization header of the same length) to a bare form-to-JSON route.
+      const plain204 = baselines.get('hello-204')
+      if (plain204) {
+        await timed('hello-204', { url: plain204.url, pid: plain204.child.pid }, () => ({ ...workload.verify(), kind: 'hello-204' }), round)
+        addNote('hello-204', 'bare Fastify: verify\'s requests (GET, Bearer), 204 with x-user-id and x-session-id')
+      }
+      const formJson = baselines.get('hello-form-json')
+      if (formJson) {
+        await timed('hello-form-json', { url: formJson.url, pid: formJson.child.pid },
+          () => ({ ...workload.introspect(standInAuthorization), kind: 'hello-form-json' }), round)
+        addNote('hello-form-json', 'bare Fastify + @fastify/formbody: introspect\'s requests (POST, the same form body, a Basic header of the same length), ' +
+          '200 with a fixed introspection-shaped JSON serialized through a response schema')
+      }
       const jwt = baselines.get('jwt')
       if (jwt) {
         let i = 0
@@ -332,10 +356,14 @@ async function main(): Promise<number> {
           case 'verify':
             await timed('verify', service, () => workload.verify(), round)
             break
-          case 'introspect': {
-            const result = await timed('introspect', service, () => workload.introspect(introspectAuthorization), round)
-            const verify = results.get('verify')?.find((r) => r.round === round)?.result.reqPerSec
-            if (verify) log(`  introspect / verify this round: ${(result.reqPerSec / verify).toFixed(2)}× (target ≥ ${INTROSPECT_TARGET}×)`)
+          case 'introspect':
+            await timed('introspect', service, () => workload.introspect(introspectAuthorization), round)
+            break
+          case 'introspect-bearer': {
+            // A machine token of the same client, fetched for the round (it must not expire during
+            // the run): the verified-token cache knows it after the first request.
+            const bearer = `Bearer ${await machineToken(service.url, introspectAuthorization, 'introspect')}`
+            await timed('introspect-bearer', service, () => workload.introspect(bearer, 'introspect-bearer'), round)
             break
           }
           case 'me':
@@ -364,6 +392,13 @@ async function main(): Promise<number> {
         }
       }
     }
+
+    const shapeRuns = (name: string): ShapeRuns => ({
+      target: results.get(name) ?? [],
+      verify: results.get('verify'),
+      formJson: results.get('hello-form-json'),
+      plain204: results.get('hello-204')
+    })
 
     const logoutCounts: string[] = []
     const makeFixtures = db ? await fixtureSessions(db, key, service.url) : undefined
@@ -441,12 +476,15 @@ async function main(): Promise<number> {
         await runTargets(round)
         await runBaselines(round)
       }
+      for (const name of INTROSPECTIONS) {
+        if (results.get(name)?.some((r) => r.round === round)) log(`  round ${round}: ${shapeLine(name, shapeRound(shapeRuns(name), round), INTROSPECT_TARGET)}`)
+      }
     }
 
     // --- summary ----------------------------------------------------------------------------------
     const summaries: Summary[] = []
     const baselineSummaries = new Map<string, Summary>()
-    for (const name of ['hello', 'jwt', 'jwt-pg-delete']) {
+    for (const name of ['hello', 'hello-204', 'hello-form-json', 'jwt', 'jwt-pg-delete']) {
       const rounds = results.get(name)
       if (!rounds) continue
       const summary = summarise(name, 'baseline', rounds, notes.get(name) ?? [])
@@ -459,7 +497,7 @@ async function main(): Promise<number> {
       ? { hashesPerSec: median([...argon2Rates.values()]), inFlight: 2, seconds: options.argon2Seconds }
       : null
     const tokenCache = Number(process.env.TOKEN_CACHE_SIZE ?? 10_000)
-    for (const name of ['verify', 'introspect', 'me']) {
+    for (const name of ['verify', 'introspect', 'introspect-bearer', 'me']) {
       addNote(name, `${fmt(workload.hot.length)} distinct tokens round-robin` + (tokenCache >= workload.hot.length
         ? `, all in the verified-token cache (TOKEN_CACHE_SIZE=${fmt(tokenCache)}): one signature check per token, the jwt baseline checks every request`
         : ''))
@@ -472,15 +510,17 @@ async function main(): Promise<number> {
         const base = results.get(name)
         summary.ratios[name] = base ? sameRoundRatio(rounds, new Map(base.map((r) => [r.round, r.result.reqPerSec]))) : null
       }
-      if (target === 'introspect') {
-        // Same tokens, same caches as verify, so it should cost little more (bench/README.md, "Scenarios").
-        const verifyRounds = results.get('verify')
-        const ratio = verifyRounds ? sameRoundRatio(rounds, new Map(verifyRounds.map((r) => [r.round, r.result.reqPerSec]))) : null
-        summary.ratios.verify = ratio
-        const versus = ratio === null
-          ? `× verify n/a (verify did not run; target ≥ ${INTROSPECT_TARGET}×)`
-          : `${ratio.toFixed(2)}× verify in the same round (target ≥ ${INTROSPECT_TARGET}×: ${ratio >= INTROSPECT_TARGET ? 'met' : 'not met'})`
-        summary.notes.unshift(`${versus}; Basic client authentication, form body token=<access token>, 200 with active true expected`)
+      if ((INTROSPECTIONS as readonly string[]).includes(target)) {
+        // Same tokens, same caches as verify (bench/README.md, "Scenarios"); next to it, what the
+        // HTTP shape alone costs bare Fastify in the same rounds.
+        const shape = shapeSummary(shapeRuns(target))
+        summary.ratios.verify = shape.versusVerify
+        summary.ratios.ceiling = shape.ceiling
+        summary.ratios.ceilingShare = shape.share
+        const how = target === 'introspect'
+          ? 'the client by Basic (id and secret)'
+          : 'the client by a Bearer machine token from POST /token (cached after its first request; a longer header than the ceiling\'s Basic one)'
+        summary.notes.unshift(`${shapeNote(target, shape, INTROSPECT_TARGET)}; ${how}, form body token=<access token>, 200 with active true expected`)
       }
       if (target === 'login' && argon2) {
         const ratio = sameRoundRatio(rounds, argon2Rates)

@@ -64,6 +64,24 @@ export async function login(baseUrl: string, user: User): Promise<Session> {
   return sessionFromTokenPair(text)
 }
 
+/**
+ * A machine token (POST /token, client credentials grant) for the client whose `Authorization:
+ * Basic` header this is, with `scope`.
+ */
+export async function machineToken(baseUrl: string, authorization: string, scope: string, timeoutMs = 15_000): Promise<string> {
+  const response = await fetch(`${baseUrl}${API}/token`, {
+    method: 'POST',
+    headers: { authorization, 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'client_credentials', scope }).toString(),
+    signal: AbortSignal.timeout(timeoutMs)
+  })
+  const text = await response.text()
+  if (response.status !== 200) throw new Error(`POST /token: ${response.status} ${text.slice(0, 300)}`)
+  const token = (JSON.parse(text) as { access_token?: unknown }).access_token
+  if (typeof token !== 'string') throw new Error('POST /token: no access_token in the answer')
+  return token
+}
+
 /** Runs `fn` over `items` with at most `concurrency` in flight; keeps the order of results. */
 export async function mapLimit<T, R>(items: readonly T[], concurrency: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
   const results = new Array<R>(items.length)

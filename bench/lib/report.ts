@@ -96,6 +96,74 @@ const fmtRate = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleStrin
 const fmtMs = (n: number) => (Number.isFinite(n) ? (n < 10 ? n.toFixed(2) : n.toFixed(1)) : 'n/a')
 const fmtRatio = (n: number | null | undefined) => (n === null || n === undefined || !Number.isFinite(n) ? 'n/a' : `${n.toFixed(2)}×`)
 
+/** A req/s over another's in the same round; null when either did not run that round. */
+function roundRatio(rounds: readonly RoundResult[] | undefined, reference: readonly RoundResult[] | undefined, round: number): number | null {
+  const a = rounds?.find((r) => r.round === round)?.result.reqPerSec
+  const b = reference?.find((r) => r.round === round)?.result.reqPerSec
+  return a !== undefined && b !== undefined && b > 0 ? a / b : null
+}
+
+/**
+ * One round of an introspection scenario against its references (bench/README.md, "Reading the
+ * table"): its req/s over verify's, the HTTP-shape ceiling (the hello-form-json baseline's req/s
+ * over hello-204's: a form POST answered with JSON against a bodiless 204 GET, bare Fastify),
+ * and the share of that ceiling it reaches (versusVerify ÷ ceiling).
+ */
+export interface ShapeRound {
+  readonly round: number
+  readonly versusVerify: number | null
+  readonly ceiling: number | null
+  readonly share: number | null
+}
+
+export interface ShapeRuns {
+  readonly target: readonly RoundResult[]
+  readonly verify?: readonly RoundResult[]
+  readonly formJson?: readonly RoundResult[]
+  readonly plain204?: readonly RoundResult[]
+}
+
+export function shapeRound(runs: ShapeRuns, round: number): ShapeRound {
+  const versusVerify = roundRatio(runs.target, runs.verify, round)
+  const ceiling = roundRatio(runs.formJson, runs.plain204, round)
+  return { round, versusVerify, ceiling, share: versusVerify !== null && ceiling !== null ? versusVerify / ceiling : null }
+}
+
+/** Medians over rounds of each figure (over the rounds where it could be computed). */
+export function shapeSummary(runs: ShapeRuns): { rounds: ShapeRound[], versusVerify: number | null, ceiling: number | null, share: number | null } {
+  const rounds = runs.target.map((r) => shapeRound(runs, r.round))
+  const med = (pick: (r: ShapeRound) => number | null) => {
+    const values = rounds.map(pick).filter((v): v is number => v !== null)
+    return values.length > 0 ? median(values) : null
+  }
+  return { rounds, versusVerify: med((r) => r.versusVerify), ceiling: med((r) => r.ceiling), share: med((r) => r.share) }
+}
+
+const fmtFactor = (n: number | null) => (n === null ? 'n/a' : n.toFixed(2))
+
+/** The per-round console line: `introspect ÷ verify 0.51× (target ≥ 0.8×: not met); ceiling ...; share ...`. */
+export function shapeLine(name: string, figures: ShapeRound, target: number): string {
+  const { versusVerify, ceiling, share } = figures
+  const verdict = versusVerify === null ? 'verify did not run' : versusVerify >= target ? 'met' : 'not met'
+  return `${name} ÷ verify ${fmtRatio(versusVerify)} (target ≥ ${target}×: ${verdict}); ` +
+    `HTTP-shape ceiling hello-form-json ÷ hello-204 ${ceiling === null ? 'n/a (baselines off)' : fmtRatio(ceiling)}; ` +
+    `${name} at ${fmtFactor(share)} of the ceiling`
+}
+
+/** The table note of an introspection scenario: its ratio to verify, the target, the ceiling and the share, medians and rounds. */
+export function shapeNote(name: string, summary: ReturnType<typeof shapeSummary>, target: number): string {
+  const perRound = (pick: (r: ShapeRound) => number | null) =>
+    summary.rounds.length > 1 ? ` (rounds ${summary.rounds.map((r) => fmtFactor(pick(r))).join(', ')})` : ''
+  if (summary.versusVerify === null) return `${name} ÷ verify n/a (verify did not run; target ≥ ${target}×)`
+  const met = summary.versusVerify >= target
+  let note = `${name} ÷ verify ${fmtRatio(summary.versusVerify)} in the same round${perRound((r) => r.versusVerify)}: target ≥ ${target}× ${met ? 'met' : 'not met'}`
+  if (summary.ceiling === null) return `${note}; HTTP-shape ceiling n/a (needs the hello-204 and hello-form-json baselines)`
+  note += `; HTTP-shape ceiling (hello-form-json ÷ hello-204, bare Fastify, same round) ${fmtRatio(summary.ceiling)}${perRound((r) => r.ceiling)}`
+  if (summary.ceiling < target) note += `, below the target: bare Fastify answering this shape of request cannot reach ${target}× either`
+  note += `; ${name} reaches ${fmtFactor(summary.share)} of the ceiling${perRound((r) => r.share)}`
+  return note
+}
+
 export interface Meta {
   readonly startedAt: string
   readonly commit: string
@@ -190,6 +258,13 @@ export function markdownReport(meta: Meta, summaries: readonly Summary[], checks
     'Every request that consumes something (refresh, logout, login) uses its own token or session. CPU is in cores used during the measured run ' +
     '(the server\'s process group, the load generator, and every postgres process on the machine): when server + bench add up to the machine\'s cores, ' +
     'the load generator competes with the server and the figures are a floor, not the server\'s ceiling.')
+  if (summaries.some((s) => s.ratios.ceiling !== undefined && s.ratios.ceiling !== null)) {
+    out.push('')
+    out.push('The HTTP-shape ceiling of introspect ÷ verify is the hello-form-json baseline\'s req/s over hello-204\'s in the same round: bare Fastify ' +
+      'answering a form POST (the same body and Authorization length as introspect\'s) with JSON, against a bodiless 204 to a GET (the same request as verify\'s). ' +
+      'It is what the difference in HTTP shape alone costs on this machine, none of the service\'s work; the share of the ceiling is introspect ÷ verify over it ' +
+      '(1.00: relative to verify, introspect loses no more than the HTTP shape costs bare Fastify; below 1.00: the service\'s own extra work on introspect).')
+  }
   const mixed = summaries.find((s) => s.name === 'mixed')
   if (mixed) {
     out.push('')

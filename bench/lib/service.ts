@@ -146,7 +146,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   }
 }
 
-export type BaselineName = 'hello' | 'jwt' | 'jwt-pg-delete'
+export type BaselineName = 'hello' | 'hello-204' | 'hello-form-json' | 'jwt' | 'jwt-pg-delete'
 
 export interface Baseline {
   readonly name: BaselineName

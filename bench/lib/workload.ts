@@ -112,12 +112,13 @@ export class Workload {
 
   /**
    * POST /introspect of the next hot session's access token (the tokens verify sends), the
-   * client authenticated by `authorization` (Basic). Only `active: true` is a right answer.
+   * client authenticated by `authorization`: its id and secret by Basic (`introspect`), or a
+   * machine token of its own by Bearer (`introspect-bearer`). Only `active: true` is a right answer.
    */
-  introspect(authorization: string): Op {
+  introspect(authorization: string, kind = 'introspect'): Op {
     const session = this.hot[this.nextHot++ % this.hot.length]
     return {
-      kind: 'introspect',
+      kind,
       method: 'POST',
       path: `${API}/introspect`,
       headers: { authorization, 'content-type': 'application/x-www-form-urlencoded' },
