@@ -89,11 +89,18 @@ export function createPushDeliverer(options: PushDelivererOptions) {
   const backingOffUntil = new Map<string, number>()
   let lastRescanMs = 0
 
+  let timerDueAt = 0
   function schedule(ms: number): void {
     if (stopping.signal.aborted) return
     clearTimeout(timer)
+    timerDueAt = Date.now() + Math.max(0, ms)
     timer = setTimeout(() => void tick(), Math.max(0, ms))
     timer.unref()
+  }
+
+  /** A lease round within `ms`, unless one is already due sooner. */
+  function scheduleWithin(ms: number): void {
+    if (!ticking && timerDueAt > Date.now() + ms) schedule(ms)
   }
 
   /**
@@ -116,7 +123,9 @@ export function createPushDeliverer(options: PushDelivererOptions) {
     const nowMs = Date.now()
     // Streams created on another instance, or given back by one that shut down, are leased by a
     // round of their own: at most one a second however many events arrive.
-    if (nowMs - lastRescanMs >= RESCAN_MS) rescan()
+    const sinceRescan = nowMs - lastRescanMs
+    if (sinceRescan >= RESCAN_MS) rescan()
+    else scheduleWithin(RESCAN_MS - sinceRescan)
     for (const streamId of leasedStreams) {
       if ((backingOffUntil.get(streamId) ?? 0) <= nowMs) startDelivery(streamId)
     }
