@@ -4,6 +4,7 @@ import { createLocalJWKSet, jwtVerify, type JWTPayload, type JWTVerifyResult } f
 import type { Test } from 'tap'
 import type { App } from '../../src/app.js'
 import { API_PREFIX, bearer, buildTestApp, machineToken, testClient, type TestAppOptions, type TestClient, type TestContext } from '../helper.js'
+import type { StreamConfig } from '../../src/ssf/streams.js'
 
 export const SSF = `${API_PREFIX}/ssf`
 export const STREAMS = `${SSF}/streams`
@@ -43,17 +44,7 @@ export function ssfCall(app: App, token: string | null, method: Method, path: st
   })
 }
 
-export interface StreamConfig {
-  stream_id: string
-  iss: string
-  aud: string
-  delivery: { method: string, endpoint_url: string }
-  events_supported: string[]
-  events_requested: string[]
-  events_delivered: string[]
-  description?: string
-  inactivity_timeout?: number
-}
+export type { StreamConfig }
 
 export async function createStream(app: App, token: string, body: Record<string, unknown> = { delivery: { method: POLL }, events_requested: [SESSION_REVOKED, CREDENTIAL_CHANGE] }): Promise<StreamConfig> {
   const res = await ssfCall(app, token, 'POST', '/streams', body)
