@@ -42,6 +42,8 @@ export interface AuthOptions {
    */
   publicUrl?: string
   client?: Client
+  /** More machine clients in the clients file, with their scopes (an admin tool, say). */
+  extraClients?: Array<{ client: Client, scope: string }>
   env?: Record<string, string>
 }
 
@@ -72,7 +74,9 @@ export async function startAuth(t: Test, options: AuthOptions = {}): Promise<Aut
   const dir = mkdtempSync(path.join(tmpdir(), 'verifier-test-'))
   const clientsFile = path.join(dir, 'clients.json')
   writeFileSync(clientsFile, JSON.stringify({
-    clients: [{ client_id: client.clientId, client_secret_hash: hashClientSecret(client.clientSecret), scope: 'ssf.read ssf.manage introspect' }]
+    clients: [{ client, scope: 'ssf.read ssf.manage introspect' }, ...options.extraClients ?? []].map(({ client, scope }) => (
+      { client_id: client.clientId, client_secret_hash: hashClientSecret(client.clientSecret), scope }
+    ))
   }))
   const env: Record<string, string> = {
     JWT_ALGORITHM: algorithm,
