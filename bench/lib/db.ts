@@ -78,11 +78,30 @@ export class BenchDatabase {
     return result.rowCount ?? 0
   }
 
-  /** Removes the bench's users (their sessions go with them) and their audit events. */
-  async deleteUsers(userIds: readonly string[]): Promise<{ users: number, events: number }> {
+  /** Removes the bench's users (their sessions go with them), their audit events and their Shared Signals events. */
+  async deleteUsers(userIds: readonly string[]): Promise<{ users: number, events: number, securityEvents: number }> {
     const users = await this.pool.query('DELETE FROM users WHERE id = ANY($1::uuid[])', [userIds])
     const events = await this.pool.query('DELETE FROM auth_events WHERE user_id = ANY($1::uuid[])', [userIds])
-    return { users: users.rowCount ?? 0, events: events.rowCount ?? 0 }
+    const securityEvents = await this.pool.query('DELETE FROM security_events WHERE user_id = ANY($1::uuid[])', [userIds])
+    return { users: users.rowCount ?? 0, events: events.rowCount ?? 0, securityEvents: securityEvents.rowCount ?? 0 }
+  }
+
+  /** Rows in ssf_streams of these machine clients. */
+  async countStreams(clientIds: readonly string[]): Promise<number> {
+    const { rows } = await this.pool.query<{ n: string }>('SELECT count(*)::text AS n FROM ssf_streams WHERE client_id = ANY($1::text[])', [clientIds])
+    return Number(rows[0].n)
+  }
+
+  /** Rows in security_events that name this session (one per way it ended). */
+  async countSecurityEvents(sessionId: string): Promise<number> {
+    const { rows } = await this.pool.query<{ n: string }>('SELECT count(*)::text AS n FROM security_events WHERE session_id = $1::uuid', [sessionId])
+    return Number(rows[0].n)
+  }
+
+  /** Deletes the streams of these machine clients (a receiver that could not delete its own). */
+  async deleteStreamsOf(clientIds: readonly string[]): Promise<number> {
+    const result = await this.pool.query('DELETE FROM ssf_streams WHERE client_id = ANY($1::text[])', [clientIds])
+    return result.rowCount ?? 0
   }
 
   async close(): Promise<void> {
