@@ -11,20 +11,25 @@ import { hashPassword } from '../src/services/passwords.js'
 import { installCleanupHandlers, ROOT, sleep, stopAllChildren } from './lib/children.js'
 import { BenchDatabase } from './lib/db.js'
 import { fixtureSessions } from './lib/fixtures.js'
-import { checkAccessTokens, login, machineToken, mapLimit, register, type Session, type User } from './lib/http.js'
-import { runLoad, stopCurrentLoad, type LoadResult, type Op, type OpSource, type WarmupStats } from './lib/load.js'
+import { API, checkAccessTokens, login, machineToken, mapLimit, register, type Session, type User } from './lib/http.js'
+import { cpuBetween, cpuSnapshot, runLoad, stopCurrentLoad, type LoadResult, type Op, type OpSource, type WarmupStats } from './lib/load.js'
 import { OptionError, OptionSource, readFlags } from './lib/options.js'
 import {
   cpuDescription, gitCommit, loadAverage, markdownReport, median, resultsTable, kindsTable, shapeLine, shapeNote, shapeRound, shapeSummary, summarise,
+  fmtMs, propagationSection, streamsLine, streamsSection, type PropagationRound, type StreamsRound,
   writeResults, type Check, type Meta, type RoundResult, type ShapeRuns, type Summary, log, reportFailures
 } from './lib/report.js'
 import {
   ALGORITHMS, DEFAULT_ALGORITHM, clusterEntryExists, generateKey, migrate, startBaseline, startService,
   type Algorithm, type Baseline, type BaselineName, type Service, type SigningKey
 } from './lib/service.js'
+import {
+  distribution, downstreamStatuses, now, probePropagation, readVmRss, startDownstream, startReceivers, streamsViaApi, waitForQuiet,
+  type Downstream, type PropagationResult, type Receivers
+} from './lib/ssf.js'
 import { mixedSource, Workload } from './lib/workload.js'
 
-const TARGETS = ['verify', 'introspect', 'introspect-bearer', 'me', 'refresh', 'login', 'mixed', 'logout'] as const
+const TARGETS = ['verify', 'introspect', 'introspect-bearer', 'me', 'downstream', 'refresh', 'login', 'mixed', 'streams', 'logout'] as const
 /** The scenarios measured against verify and the HTTP-shape ceiling (bench/README.md). */
 const INTROSPECTIONS = ['introspect', 'introspect-bearer'] as const
 type Scenario = (typeof TARGETS)[number]
@@ -54,6 +59,13 @@ interface Options {
   databaseUrl: string | undefined
   /** Rate limits on, set so high that they never refuse: the limiter's cost is measured too. */
   rateLimit: boolean
+  /** The streams scenario: poll streams created, logouts per phase, logouts whose fan-out is timed. */
+  streams: number
+  streamsLogouts: number
+  fanoutLogouts: number
+  /** Propagation to the downstream during mixed: tries per round, ms from one to the next. */
+  propagationTries: number
+  propagationInterval: number
 }
 
 function readOptions(): Options {
@@ -94,7 +106,14 @@ function readOptions(): Options {
     keepData: source.bool('BENCH_KEEP_DATA'),
     resultsDir: path.resolve(ROOT, source.string('BENCH_RESULTS_DIR', 'bench/results')),
     databaseUrl,
-    rateLimit: source.bool('BENCH_RATE_LIMIT')
+    rateLimit: source.bool('BENCH_RATE_LIMIT'),
+    streams: source.int('BENCH_STREAMS', smoke ? 20 : 1000, 1),
+    // On PGlite every woken poll's queries wait on its one connection: a logout with 1000 streams
+    // waiting takes seconds there (bench/README.md, "streams").
+    streamsLogouts: source.int('BENCH_STREAMS_LOGOUTS', smoke || !databaseUrl ? 10 : 200, 1),
+    fanoutLogouts: source.int('BENCH_FANOUT_LOGOUTS', smoke ? 2 : 5, 1),
+    propagationTries: source.int('BENCH_PROPAGATION_TRIES', smoke ? 5 : 40, 0),
+    propagationInterval: source.int('BENCH_PROPAGATION_INTERVAL', 150, 10)
   }
 }
 
@@ -109,9 +128,17 @@ function serviceEnv(options: Options): Record<string, string> {
 }
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US')
+const fmtRatioText = (n: number | null) => (n === null || !Number.isFinite(n) ? 'n/a' : `${n.toFixed(2)}×`)
 
 /** introspect's target (bench/README.md): at least this share of verify's req/s in the same round (introspect-bearer's too). */
 const INTROSPECT_TARGET = 0.8
+/** The downstream scenario's target: /protected (the verifier) at least this share of /bare (jose alone) in the same round. */
+const DOWNSTREAM_TARGET = 0.9
+/** The service's SSF_MAX_STREAMS_PER_CLIENT default (docs/ssf.md). */
+const STREAMS_PER_CLIENT = 1000
+/** The propagation probe: pause between two requests to /protected with the same token, and how long a try may take. */
+const PROBE_DELAY_MS = 2
+const PROPAGATION_TIMEOUT_MS = 5_000
 
 /** The raw argon2id ceiling: hashes/s with the service's parameters, `inFlight` at a time. */
 async function argon2Ceiling(seconds: number, inFlight = 2): Promise<number> {
@@ -169,6 +196,10 @@ async function main(): Promise<number> {
   const db = options.databaseUrl ? new BenchDatabase(options.databaseUrl) : undefined
   const users: User[] = []
   let baselineUserId: string | undefined
+  /** The bench's machine clients: their streams are deleted at the end on PostgreSQL, whatever happened. */
+  const benchClientIds: string[] = []
+  let downstream: Downstream | undefined
+  let receivers: Receivers | undefined
   const failures: string[] = []
   const checks: Check[] = []
   const check = (name: string, ok: boolean, detail: string) => {
@@ -192,7 +223,21 @@ async function main(): Promise<number> {
     // What the hello-form-json baseline gets instead: a Basic header of the same length (it checks
     // nothing, and the client's secret goes to the service only).
     const standInAuthorization = `Basic ${Buffer.from(`${benchClient.id}:${'x'.repeat(benchClient.secret.length)}`).toString('base64')}`
-    const serviceClients = [{ client_id: benchClient.id, client_secret_hash: hashClientSecret(benchClient.secret), scope: 'introspect' }]
+    // The same client is the downstream verifier's (its own SSF poll stream: ssf.read ssf.manage).
+    // The streams scenario's receivers get clients of their own, at most SSF_MAX_STREAMS_PER_CLIENT
+    // (1000 by default) streams each.
+    const streamClients = options.scenarios.includes('streams')
+      ? Array.from({ length: Math.ceil(options.streams / STREAMS_PER_CLIENT) }, (_, i) => ({
+          id: `bench-${runId}-streams-${i}`,
+          secret: generateClientSecret(),
+          count: Math.min(STREAMS_PER_CLIENT, options.streams - i * STREAMS_PER_CLIENT)
+        }))
+      : []
+    const serviceClients = [
+      { client_id: benchClient.id, client_secret_hash: hashClientSecret(benchClient.secret), scope: 'introspect ssf.read ssf.manage' },
+      ...streamClients.map((c) => ({ client_id: c.id, client_secret_hash: hashClientSecret(c.secret), scope: 'ssf.read ssf.manage' }))
+    ]
+    benchClientIds.push(benchClient.id, ...streamClients.map((c) => c.id))
     log(`starting the service${workers > 0 ? ` (${workers} workers)` : ''} and the baselines on 127.0.0.1...`)
     const [service, ...baselineList] = await Promise.all([
       startService({ key, databaseUrl: options.databaseUrl, workers, nodeArgs: options.nodeArgs, env: serviceEnv(options), serviceClients }),
@@ -236,6 +281,20 @@ async function main(): Promise<number> {
       metaNotes.push(`only ${hotCount} sessions for ${options.connections} connections: some refreshes were replaced by verifies`)
     }
     const userIds = users.map((u) => u.id!).filter(Boolean)
+
+    // --- the downstream process: the downstream scenario, and the propagation probe of mixed --------
+    const wantsDownstream = options.scenarios.includes('downstream') || (options.scenarios.includes('mixed') && options.propagationTries > 0)
+    if (wantsDownstream && options.algorithm === 'HS256') {
+      metaNotes.push('downstream and propagation skipped: with HS256 the JWKS is empty, so the verifier can verify neither tokens nor SETs')
+      log(`note: ${metaNotes.at(-1)}`)
+    } else if (wantsDownstream) {
+      // The tokens' iss and aud: JWT_ISSUER (passed through) or the service's PUBLIC_URL, JWT_AUDIENCE or 'api'.
+      const issuer = process.env.JWT_ISSUER?.trim() || service.url
+      const audience = process.env.JWT_AUDIENCE?.trim() || 'api'
+      log('starting the downstream service (the verifier with its own SSF poll stream, and bare jose)...')
+      downstream = await startDownstream(issuer, audience, benchClient)
+      log(`  downstream ${downstream.url} (pid ${downstream.child.pid}), audience ${audience}`)
+    }
 
     if (db && baselines.has('jwt-pg-delete')) baselineUserId = await db.createBaselineUser(`bench-${runId}-baseline@example.com`)
 
@@ -282,10 +341,11 @@ async function main(): Promise<number> {
     }
 
     /** Exactly one request per op (each a distinct session); the first `warmupCount` are the warm-up. */
-    const counted = async (name: string, target: Target, ops: Op[], warmupCount: number, round: number): Promise<LoadResult> => {
+    const counted = async (name: string, target: Target, ops: Op[], warmupCount: number, round: number,
+      { timeout, connections = options.connections }: { timeout?: number, connections?: number } = {}): Promise<LoadResult> => {
       let i = 0
       const result = await runLoad({
-        url: target.url, connections: options.connections, amount: ops.length, warmupAmount: warmupCount, next: () => ops[i++], serverGroup: target.pid
+        url: target.url, connections, amount: ops.length, warmupAmount: warmupCount, next: () => ops[i++], serverGroup: target.pid, timeout
       })
       warmupTrouble(name, round, result.warmupStats)
       record(name, { round, result, warmupRequests: result.warmupStats.requests, amount: ops.length - warmupCount, window: serviceWindow(result) })
@@ -377,15 +437,46 @@ async function main(): Promise<number> {
             await measureArgon2(round)
             await timed('login', service, () => workload.login(), round, settle)
             break
+          case 'downstream':
+            await downstreamRound(round)
+            break
           case 'mixed': {
             const before = workload.loggedOut.length
-            await timed('mixed', service, mixedSource(workload), round, settle)
+            // Spare sessions the mixed workload will never see: out of the pool before it starts.
+            const probeSessions = downstream ? workload.takeSpare(Math.min(options.propagationTries, Math.floor(workload.spareCount / 2))) : []
+            if (downstream && probeSessions.length < options.propagationTries) {
+              addNote('mixed', `propagation: only ${probeSessions.length} of ${options.propagationTries} tries in round ${round} (spare sessions; raise BENCH_SESSIONS)`)
+            }
+            if (probeSessions.length > 0) {
+              const alive = await downstreamStatuses(downstream!.url, '/protected', probeSessions.map((s) => s.access))
+              check(`mixed round ${round}: the propagation probe's sessions are accepted downstream before their logout`, alive['204'] === probeSessions.length,
+                `/protected: ${Object.entries(alive).map(([code, n]) => `${code}×${n}`).join(' ')}`)
+            }
+            let loadRunning = true
+            const load = timed('mixed', service, mixedSource(workload), round, settle).finally(() => (loadRunning = false))
+            const probing = probeSessions.length > 0
+              ? sleep(options.warmup * 1000 + 200).then(() => probePropagation({
+                  serviceUrl: service.url,
+                  downstreamUrl: downstream!.url,
+                  sessions: probeSessions,
+                  intervalMs: options.propagationInterval,
+                  probeDelayMs: PROBE_DELAY_MS,
+                  timeoutMs: PROPAGATION_TIMEOUT_MS,
+                  running: () => loadRunning
+                }))
+              : undefined
+            await load
+            const propagation = await probing
             const ended = workload.loggedOut.slice(before).map((s) => s.access)
             const dead = await checkAccessTokens(service.url, ended, 401)
             check(`mixed round ${round}: sessions it logged out are rejected`, dead.matching === dead.checked,
               `${dead.matching}/${dead.checked} access tokens answer 401 on /verify${describeOthers(dead.others)}`)
+            if (propagation) await recordPropagation(round, propagation)
             break
           }
+          case 'streams':
+            await streamsRound(round)
+            break
           case 'logout':
             await logoutRound(round)
             break
@@ -467,6 +558,173 @@ async function main(): Promise<number> {
       if (db && untouchedFixtures.length > 0) await db.deleteSessions(untouchedFixtures.map((f) => f.sid))
     }
 
+    /** /protected (the verifier) and /bare (jose alone) in the same downstream process, one right after the other. */
+    const downstreamRound = async (round: number) => {
+      if (!downstream) {
+        addNote('downstream', 'not run: no downstream process (HS256)')
+        return
+      }
+      const target = { url: downstream.url, pid: downstream.child.pid }
+      const tokens = workload.hot.map((s) => s.access)
+      const source = (kind: string, path: string): OpSource => {
+        let i = 0
+        return () => ({ kind, method: 'GET', path, headers: { authorization: `Bearer ${tokens[i++ % tokens.length]}` }, expect: 204 })
+      }
+      const bare = () => timed('downstream-bare', target, source('downstream-bare', '/bare'), round)
+      const guarded = () => timed('downstream', target, source('downstream', '/protected'), round)
+      if (round % 2 === 1) {
+        await bare()
+        await guarded()
+      } else {
+        await guarded()
+        await bare()
+      }
+      addNote('downstream-bare', 'the downstream process\'s GET /bare: jose jwtVerify with the service\'s JWKS fetched once (createLocalJWKSet), ' +
+        'the verifier\'s checks (typ at+jwt, iss, aud, algorithms, age, required claims), no revocation; the same tokens as downstream')
+      const ratio = sameRoundRatio((results.get('downstream') ?? []).filter((r) => r.round === round),
+        new Map((results.get('downstream-bare') ?? []).map((r) => [r.round, r.result.reqPerSec])))
+      const perCpu = perCpuRatio((results.get('downstream') ?? []).filter((r) => r.round === round), results.get('downstream-bare') ?? [])
+      log(`  round ${round}: downstream ÷ downstream-bare ${fmtRatioText(ratio)} ` +
+        `(target ≥ ${DOWNSTREAM_TARGET}×: ${ratio === null ? 'n/a' : ratio >= DOWNSTREAM_TARGET ? 'met' : 'not met'}); per CPU-second of the downstream process ${fmtRatioText(perCpu)}`)
+    }
+
+    const propagationRounds: PropagationRound[] = []
+    /** The probe's figures for one mixed round, and its checks: every logout reached the downstream, and the service. */
+    const recordPropagation = async (round: number, probe: PropagationResult) => {
+      for (const session of probe.untried) workload.addSpare(session)
+      const figures = distribution(probe.delays)
+      propagationRounds.push({ round, ...figures, timedOut: probe.timedOut, errors: probe.errors.length, delays: probe.delays })
+      log(`  propagation    ${String(figures.count).padStart(8)} logouts  p50 ${fmtMs(figures.p50)} ms  p99 ${fmtMs(figures.p99)} ms  ` +
+        `max ${fmtMs(figures.max)} ms  (204 of the logout -> first 401 "session has ended" from the downstream's /protected, under mixed)`)
+      check(`mixed round ${round}: every propagation logout reached the downstream`,
+        probe.delays.length === probe.loggedOut.length && probe.errors.length === 0,
+        `${probe.delays.length}/${probe.loggedOut.length} logged-out tokens refused by /protected within ${PROPAGATION_TIMEOUT_MS} ms, ` +
+        `${probe.timedOut} not in time${probe.errors.length > 0 ? `; errors: ${[...new Set(probe.errors)].slice(0, 3).join('; ')}` : ''}`)
+      const dead = await checkAccessTokens(service.url, probe.loggedOut.map((s) => s.access), 401)
+      check(`mixed round ${round}: the propagation probe's sessions are rejected by the service`, dead.matching === dead.checked,
+        `${dead.matching}/${dead.checked} access tokens answer 401 on /verify${describeOthers(dead.others)}`)
+    }
+
+    const streamRounds: StreamsRound[] = []
+    /** Sessions of the bench's users for the streams scenario only: fixtures on PostgreSQL, logins on PGlite. */
+    const freshSessions = async (count: number): Promise<Session[]> => {
+      if (makeFixtures) return makeFixtures(userIds, count)
+      return mapLimit(Array.from({ length: count }, (_, i) => users[i % users.length]), options.loginConcurrency, (user) => login(service.url, user))
+    }
+
+    /**
+     * The cost of many streams (bench/README.md): logouts with no stream of the bench's, the same
+     * with `options.streams` long polls waiting, the fan-out of single logouts to every stream, the
+     * service's RSS and the rows, then the streams deleted.
+     */
+    const streamsRound = async (round: number) => {
+      const n = options.streams
+      const perPhase = options.streamsLogouts
+      const others = downstream ? ' (and the downstream verifier\'s one)' : ''
+      const sessionsNeeded = 2 * perPhase + options.fanoutLogouts
+      log(`  streams: ${fmt(sessionsNeeded)} sessions ${makeFixtures ? 'as fixtures' : 'by login'}, then ${fmt(perPhase)} logouts with no stream of the bench's${others}...`)
+      const fresh = await freshSessions(sessionsNeeded)
+      const [quiet, loaded, single] = [fresh.slice(0, perPhase), fresh.slice(perPhase, 2 * perPhase), fresh.slice(2 * perPhase)]
+      const warmCount = options.warmup > 0 ? Math.floor(perPhase * 0.1) : 0
+      const withoutName = 'logout @ 0 streams'
+      const withName = `logout @ ${n} streams`
+      await waitForQuiet(service.child.pid)
+      const rssBefore = readVmRss(service.pid)
+      // PostgreSQL: BENCH_CONNECTIONS at a time. PGlite: one at a time, in both phases. Its one
+      // connection serializes every query anyway, and with 1000 streams ten logouts in flight queue
+      // behind each other's fan-outs for up to a minute (bench/README.md, "streams").
+      const connections = db ? options.connections : 1
+      await counted(withoutName, service, quiet.map((s) => workload.logout(s)), warmCount, round, { connections })
+
+      receivers ??= await startReceivers()
+      log(`  streams: creating ${fmt(n)} poll streams (${streamClients.length} client(s)), each then long-polling...`)
+      const created = await receivers.start(service.url, streamClients)
+      log(`    ${fmt(created.streams)} streams created and polling in ${(created.ms / 1000).toFixed(1)} s`)
+      check(`streams round ${round}: ${fmt(n)} streams created`, created.streams === n, `${created.streams} created and long-polling`)
+      await waitForQuiet(service.child.pid)
+      const rssWith = readVmRss(service.pid)
+      const streamRows = db ? await db.countStreams(streamClients.map((c) => c.id)) : await streamsViaApi(service.url, streamClients)
+
+      await receivers.mark()
+      let rssPeak = readVmRss(service.pid)
+      const sampler = setInterval(() => (rssPeak = Math.max(rssPeak, readVmRss(service.pid))), 100)
+      const receiversBefore = cpuSnapshot()
+      // A longer request timeout than autocannon's 10 s: a logout waits behind the woken polls' queries.
+      const loadedResult = await counted(withName, service, loaded.map((s) => workload.logout(s)), warmCount, round, { timeout: 60, connections })
+        .finally(() => clearInterval(sampler))
+      // Every stream gets every logout's event (warm-up included), at least once: bounded wait.
+      const counts = await receivers.counts(perPhase, 30_000)
+      const receiversCpu = cpuBetween(receiversBefore, cpuSnapshot(), (p) => p.group === receivers!.child.pid) /
+        Math.max(0.001, (loadedResult.measuredTo - loadedResult.measuredFrom) / 1000)
+      check(`streams round ${round}: every stream received every logout's event`, counts.min >= perPhase,
+        `${fmt(perPhase)} logouts with ${fmt(counts.streams)} streams waiting: SETs per stream ${counts.min}-${counts.max}`)
+
+      // Fan-out: one logout at a time, the service quiet, the time until each stream has its event.
+      if (!(await waitForQuiet(service.child.pid))) addNote(withName, `round ${round}: the service was still busy 15 s after the logouts, before the fan-out`)
+      const offset = await receivers.clockOffset()
+      const fanout: number[] = []
+      const allReceived: number[] = []
+      let incomplete = 0
+      /** Distinct event ids (the jti's first part) in the SETs of each fan-out logout, over every stream. */
+      const eventIds: number[] = []
+      const eventRows: number[] = []
+      for (const session of single) {
+        await waitForQuiet(service.child.pid, 0.1, 200, 5_000)
+        await receivers.watch(session.sid)
+        const response = await fetch(`${service.url}${API}/logout`, {
+          method: 'POST', headers: { authorization: `Bearer ${session.access}` }, signal: AbortSignal.timeout(10_000)
+        })
+        await response.arrayBuffer()
+        const ended = now()
+        if (response.status !== 204) {
+          failures.push(`streams round ${round}: a fan-out logout answered ${response.status}`)
+          continue
+        }
+        const seen = await receivers.arrivals(session.sid, 30_000)
+        const delays = seen.arrivals.map((at) => at - offset - ended)
+        fanout.push(...delays)
+        if (seen.arrivals.length < seen.streams) incomplete++
+        else allReceived.push(Math.max(...delays))
+        eventIds.push(seen.eventIds.length)
+        if (db) eventRows.push(await db.countSecurityEvents(session.sid))
+      }
+      const spread = distribution(fanout)
+      check(`streams round ${round}: every stream received each fan-out logout`, incomplete === 0 && fanout.length === single.length * n,
+        `${fanout.length}/${single.length * n} deliveries within 30 s`)
+      check(`streams round ${round}: one security_events row per logout, whatever the number of streams`,
+        eventIds.every((ids) => ids === 1) && (!db || eventRows.every((rows) => rows === 1)),
+        `distinct event ids in the jti of each fan-out logout's SETs to ${fmt(n)} streams: ${eventIds.join(', ')}` +
+          (db ? `; security_events rows per fan-out logout: ${eventRows.join(', ')}` : ' (PGlite: the bench cannot query the database)'))
+
+      const stats = await receivers.stats()
+      const stopped = await receivers.stop()
+      const rowsAfter = db ? await db.countStreams(streamClients.map((c) => c.id)) : await streamsViaApi(service.url, streamClients)
+      check(`streams round ${round}: the streams were deleted`, stopped.deleted === n && rowsAfter === 0,
+        `${stopped.deleted}/${n} deleted (204); ${rowsAfter} left${db ? ' in ssf_streams' : ' (GET /ssf/streams)'}; receivers: ${fmt(stats.polls)} polls answered, ` +
+        `${stats.failures} failed${stats.lastFailure ? ` (last: ${stats.lastFailure})` : ''}`)
+      if (stats.failures > 0) failures.push(`streams round ${round}: ${stats.failures} polls failed (last: ${stats.lastFailure})`)
+      await waitForQuiet(service.child.pid)
+      const rssAfter = readVmRss(service.pid)
+
+      const entry: StreamsRound = {
+        round,
+        streams: n,
+        createSeconds: created.ms / 1000,
+        rss: { before: rssBefore, withStreams: rssWith, peak: rssPeak, after: rssAfter },
+        streamRows,
+        eventRows: db ? eventRows : null,
+        distinctEventIds: eventIds,
+        fanout: spread,
+        allReceived: distribution(allReceived),
+        fanoutLogouts: single.length,
+        receiversCpu,
+        logoutRatio: sameRoundRatio((results.get(withName) ?? []).filter((r) => r.round === round),
+          new Map((results.get(withoutName) ?? []).map((r) => [r.round, r.result.reqPerSec])))
+      }
+      streamRounds.push(entry)
+      log(`    ${streamsLine(entry)}`)
+    }
+
     for (let round = 1; round <= options.rounds; round++) {
       log(`round ${round}/${options.rounds}${options.rounds > 1 ? (round % 2 === 1 ? ' (baselines first)' : ' (targets first)') : ''}:`)
       if (round % 2 === 1) {
@@ -484,7 +742,7 @@ async function main(): Promise<number> {
     // --- summary ----------------------------------------------------------------------------------
     const summaries: Summary[] = []
     const baselineSummaries = new Map<string, Summary>()
-    for (const name of ['hello', 'hello-204', 'hello-form-json', 'jwt', 'jwt-pg-delete']) {
+    for (const name of ['hello', 'hello-204', 'hello-form-json', 'jwt', 'jwt-pg-delete', 'downstream-bare']) {
       const rounds = results.get(name)
       if (!rounds) continue
       const summary = summarise(name, 'baseline', rounds, notes.get(name) ?? [])
@@ -522,12 +780,36 @@ async function main(): Promise<number> {
           : 'the client by a Bearer machine token from POST /token (cached after its first request; a longer header than the ceiling\'s Basic one)'
         summary.notes.unshift(`${shapeNote(target, shape, INTROSPECT_TARGET)}; ${how}, form body token=<access token>, 200 with active true expected`)
       }
+      if (target === 'downstream') {
+        const bare = results.get('downstream-bare')
+        const ratio = bare ? sameRoundRatio(rounds, new Map(bare.map((r) => [r.round, r.result.reqPerSec]))) : null
+        summary.ratios.bare = ratio
+        const perRound = rounds.length > 1 && bare
+          ? ` (rounds ${rounds.map((r) => sameRoundRatio([r], new Map(bare.map((b) => [b.round, b.result.reqPerSec])))?.toFixed(2) ?? 'n/a').join(', ')})`
+          : ''
+        summary.ratios.barePerCpu = bare ? perCpuRatio(rounds, bare) : null
+        summary.notes.unshift(`${ratio === null ? 'n/a' : `${ratio.toFixed(2)}×`} downstream-bare in the same round${perRound}: ` +
+          `target ≥ ${DOWNSTREAM_TARGET}× ${ratio === null ? 'n/a' : ratio >= DOWNSTREAM_TARGET ? 'met' : 'not met'}; ` +
+          `per CPU-second of the downstream process ${fmtRatioText(summary.ratios.barePerCpu)} (less sensitive to other work on the machine); ` +
+          `GET /protected behind the verifier's requireAuth (jose + the revocation map of its SSF poll stream) against GET /bare (jose jwtVerify, ` +
+          `the same checks, a local JWKS) in one downstream process; ${fmt(workload.hot.length)} hot access tokens round-robin; ` +
+          'on 2 shared cores indicative only')
+      }
       if (target === 'login' && argon2) {
         const ratio = sameRoundRatio(rounds, argon2Rates)
         summary.ratios.argon2 = ratio
         summary.notes.unshift(`${ratio === null ? 'n/a' : ratio.toFixed(2)}× the argon2id ceiling measured right before it ` +
           `(median ${fmt(argon2.hashesPerSec)} hashes/s, 2 in flight)`)
       }
+      summaries.push(summary)
+    }
+    for (const name of [...results.keys()].filter((key) => key.startsWith('logout @ '))) {
+      const summary = summarise(name, 'target', results.get(name)!, notes.get(name) ?? [])
+      summary.notes.unshift(name === 'logout @ 0 streams'
+        ? `streams scenario: ${fmt(options.streamsLogouts)} logouts per round, ${db ? options.connections : 1} at a time` +
+          `${downstream ? ', the downstream verifier\'s stream the only one' : ''}, before the streams exist`
+        : `streams scenario: ${fmt(options.streamsLogouts)} logouts per round, ${db ? options.connections : 1} at a time, with ${fmt(options.streams)} long polls waiting; ` +
+          `${streamRounds.map((r) => fmtRatioText(r.logoutRatio)).join(', ')} of "logout @ 0 streams" (rounds)`)
       summaries.push(summary)
     }
     if (!options.databaseUrl && options.baselines) {
@@ -582,23 +864,42 @@ async function main(): Promise<number> {
       log(kindsTable(mixed))
     }
     for (const note of metaNotes) log(`note: ${note}`)
+    const sections: string[] = []
+    const pooledPropagation = distribution(propagationRounds.flatMap((r) => r.delays))
+    if (propagationRounds.length > 0) sections.push(propagationSection(propagationRounds, pooledPropagation, options.propagationInterval, PROBE_DELAY_MS))
+    if (streamRounds.length > 0) sections.push(streamsSection(streamRounds, engine))
+    for (const section of sections) {
+      log('')
+      log(section)
+    }
     log('')
 
-    const markdown = markdownReport(meta, summaries, checks, failures)
+    const markdown = markdownReport(meta, summaries, checks, failures, sections)
     const label = `${engine}-${options.algorithm.toLowerCase()}${workers > 0 ? `-w${workers}` : ''}${options.smoke ? '-smoke' : ''}`
-    const written = writeResults(options.resultsDir, label, { meta, summaries, checks, failures }, markdown, !options.smoke)
+    const written = writeResults(options.resultsDir, label, {
+      meta, summaries, checks, failures,
+      propagation: propagationRounds.length > 0 ? { rounds: propagationRounds, all: pooledPropagation, intervalMs: options.propagationInterval, probeDelayMs: PROBE_DELAY_MS } : null,
+      streams: streamRounds.length > 0 ? streamRounds : null
+    }, markdown, !options.smoke)
     log(`results: ${written.map((f) => path.relative(ROOT, f)).join(', ')}`)
   } catch (err) {
     failures.push(`bench aborted: ${(err as Error).stack ?? String(err)}`)
   } finally {
+    // Before the service stops: the downstream's verifier and the receivers delete their streams.
+    if (receivers?.child.running()) await receivers.stop().catch(() => undefined)
+    await receivers?.child.stop(10_000)
+    await downstream?.child.stop(10_000)
     if (db) {
       try {
         if (!options.keepData) {
           const ids = [...users.map((u) => u.id).filter((id): id is string => Boolean(id)), ...(baselineUserId ? [baselineUserId] : [])]
           if (ids.length > 0) {
             const removed = await db.deleteUsers(ids)
-            log(`removed the bench's ${removed.users} users (with their sessions) and ${removed.events} audit events from the database`)
+            log(`removed the bench's ${removed.users} users (with their sessions), ${removed.events} audit events and ` +
+              `${removed.securityEvents} security events from the database`)
           }
+          const streams = benchClientIds.length > 0 ? await db.deleteStreamsOf(benchClientIds) : 0
+          if (streams > 0) log(`removed ${streams} streams the bench's clients left behind`)
         }
       } catch (err) {
         log(`warning: could not remove the bench's rows: ${(err as Error).message}`)
@@ -625,6 +926,17 @@ async function vacuumQuietly(db: BenchDatabase): Promise<void> {
   } catch (err) {
     log(`  note: VACUUM failed (${(err as Error).message}); dead rows from earlier runs may slow this one`)
   }
+}
+
+/** The median over rounds of requests per server CPU-second, the scenario's over the reference's in the same round. */
+function perCpuRatio(rounds: readonly RoundResult[], reference: readonly RoundResult[]): number | null {
+  const efficiency = (r: RoundResult) => r.result.reqPerSec / r.result.serverCpu
+  const ratios = rounds.flatMap((r) => {
+    const base = reference.find((b) => b.round === r.round)
+    const value = base ? efficiency(r) / efficiency(base) : Number.NaN
+    return Number.isFinite(value) ? [value] : []
+  })
+  return ratios.length > 0 ? median(ratios) : null
 }
 
 /** The median over rounds of the scenario's req/s over the reference's in the same round. */

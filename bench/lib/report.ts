@@ -4,6 +4,7 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
 import path from 'node:path'
 import type { KindStats, LoadResult } from './load.js'
+import type { Distribution } from './ssf.js'
 import { RUNTIME_FLAGS } from './service.js'
 
 export interface Check {
@@ -93,7 +94,7 @@ export function summarise(name: string, kind: Summary['kind'], rounds: RoundResu
 }
 
 const fmtRate = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a')
-const fmtMs = (n: number) => (Number.isFinite(n) ? (n < 10 ? n.toFixed(2) : n.toFixed(1)) : 'n/a')
+export const fmtMs = (n: number): string => (Number.isFinite(n) ? (n < 10 ? n.toFixed(2) : n.toFixed(1)) : 'n/a')
 const fmtRatio = (n: number | null | undefined) => (n === null || n === undefined || !Number.isFinite(n) ? 'n/a' : `${n.toFixed(2)}×`)
 
 /** A req/s over another's in the same round; null when either did not run that round. */
@@ -237,7 +238,7 @@ export function roundsTable(summaries: readonly Summary[]): string {
   return lines.join('\n')
 }
 
-export function markdownReport(meta: Meta, summaries: readonly Summary[], checks: readonly Check[], failures: readonly string[]): string {
+export function markdownReport(meta: Meta, summaries: readonly Summary[], checks: readonly Check[], failures: readonly string[], sections: readonly string[] = []): string {
   const out: string[] = []
   out.push(`# Benchmark: ${meta.engine}, ${meta.algorithm}${meta.workers > 0 ? `, ${meta.workers} workers` : ''}${meta.smoke ? ' (smoke)' : ''}`)
   out.push('')
@@ -275,6 +276,10 @@ export function markdownReport(meta: Meta, summaries: readonly Summary[], checks
   if (meta.rounds > 1) {
     out.push('')
     out.push(roundsTable(summaries))
+  }
+  for (const section of sections) {
+    out.push('')
+    out.push(section)
   }
   if (checks.length > 0) {
     out.push('')
@@ -339,4 +344,80 @@ export function reportFailures(failures: readonly string[]): boolean {
   log('FAILED:')
   for (const failure of failures) log(`- ${failure}`)
   return false
+}
+
+/** The propagation probe of one mixed round (bench/README.md): ms from a logout's 204 to the downstream's first 401 for it. */
+export interface PropagationRound extends Distribution {
+  readonly round: number
+  readonly timedOut: number
+  readonly errors: number
+  readonly delays: readonly number[]
+}
+
+/** The propagation delay over every round (all tries pooled), as a Markdown section (also printed). */
+export function propagationSection(rounds: readonly PropagationRound[], pooled: Distribution, intervalMs: number, probeDelayMs: number): string {
+  const lines = [
+    `Propagation delay under the mixed workload: ${pooled.count} logouts of spare sessions (ones the mixed workload never uses), one every ${intervalMs} ms ` +
+    `while it ran; for each, the time from the logout's 204 (as the bench saw it) until the downstream's \`/protected\` answered 401 "session has ended" ` +
+    `for its access token, probed every ${probeDelayMs} ms (so each figure includes up to one probe's round trip plus ${probeDelayMs} ms).`,
+    '',
+    '| round | logouts | p50 ms | p99 ms | max ms | not in time | errors |',
+    '|---|---:|---:|---:|---:|---:|---:|'
+  ]
+  for (const r of rounds) lines.push(`| ${r.round} | ${r.count} | ${fmtMs(r.p50)} | ${fmtMs(r.p99)} | ${fmtMs(r.max)} | ${r.timedOut} | ${r.errors} |`)
+  if (rounds.length > 1) lines.push(`| all | ${pooled.count} | ${fmtMs(pooled.p50)} | ${fmtMs(pooled.p99)} | ${fmtMs(pooled.max)} | | |`)
+  return lines.join('\n')
+}
+
+/** One round of the streams scenario (bench/README.md). */
+export interface StreamsRound {
+  readonly round: number
+  readonly streams: number
+  readonly createSeconds: number
+  /** VmRSS of the service, bytes: before the streams, with them all waiting, the peak during the logouts, after deleting them. */
+  readonly rss: { before: number, withStreams: number, peak: number, after: number }
+  /** ssf_streams rows of the receivers' clients (PostgreSQL), or the streams GET /ssf/streams lists (PGlite). */
+  readonly streamRows: number
+  /** security_events rows per fan-out logout (PostgreSQL only). */
+  readonly eventRows: readonly number[] | null
+  /** Per fan-out logout, the distinct event ids in the jti of its SETs over every stream (1: one row). */
+  readonly distinctEventIds: readonly number[]
+  /** ms from a logout's 204 to each stream's receipt of its SET, every stream and fan-out logout pooled. */
+  readonly fanout: Distribution
+  /** Per fan-out logout, until the last stream had it. */
+  readonly allReceived: Distribution
+  readonly fanoutLogouts: number
+  /** CPU of the receivers' process during the logouts with the streams, cores. */
+  readonly receiversCpu: number
+  /** Logout req/s with the streams over without, same round. */
+  readonly logoutRatio: number | null
+}
+
+const mib = (bytes: number) => (Number.isFinite(bytes) ? `${(bytes / 1024 / 1024).toFixed(1)} MiB` : 'n/a')
+
+export function streamsLine(r: StreamsRound): string {
+  return `streams: logout with ${r.streams} streams ${fmtRatio(r.logoutRatio)} of without; fan-out to all streams p50 ${fmtMs(r.fanout.p50)} ms, ` +
+    `p99 ${fmtMs(r.fanout.p99)} ms, max ${fmtMs(r.fanout.max)} ms; RSS ${mib(r.rss.before)} -> ${mib(r.rss.withStreams)} with the streams ` +
+    `(peak ${mib(r.rss.peak)} during the logouts) -> ${mib(r.rss.after)} after deleting them; ${r.streamRows} stream rows, ` +
+    `${r.eventRows ? `security_events rows per logout ${r.eventRows.join(', ')}` : `event ids per logout ${r.distinctEventIds.join(', ')}`}`
+}
+
+export function streamsSection(rounds: readonly StreamsRound[], engine: string): string {
+  const lines = [
+    'Many streams: the cost of poll streams with a long poll waiting on each (bench/README.md, "streams"). "logout @ 0 streams" and ' +
+    '"logout @ N streams" in the table above are the same logouts without and with them. Fan-out: single logouts with the service otherwise idle, ' +
+    'the time from the 204 to each stream\'s receipt of the SET (receivers in a process of their own; clocks compared by round trip, about ±0.5 ms).',
+    '',
+    '| round | streams | created in s | logout ÷ without | fan-out p50 ms | p99 ms | max ms | all received (median, max) ms | receivers CPU | RSS before / with / peak / after | rows |',
+    '|---|---:|---:|---:|---:|---:|---:|---|---:|---|---|'
+  ]
+  for (const r of rounds) {
+    const rows = r.eventRows
+      ? `${r.streamRows} ssf_streams, security_events per logout ${r.eventRows.join(', ')}`
+      : `${r.streamRows} streams listed, event ids per logout ${r.distinctEventIds.join(', ')} (${engine}: no direct DB access)`
+    lines.push(`| ${r.round} | ${r.streams} | ${r.createSeconds.toFixed(1)} | ${fmtRatio(r.logoutRatio)} | ${fmtMs(r.fanout.p50)} | ${fmtMs(r.fanout.p99)} | ` +
+      `${fmtMs(r.fanout.max)} | ${fmtMs(r.allReceived.p50)}, ${fmtMs(r.allReceived.max)} | ${Number.isFinite(r.receiversCpu) ? r.receiversCpu.toFixed(2) : 'n/a'} | ` +
+      `${mib(r.rss.before)} / ${mib(r.rss.withStreams)} / ${mib(r.rss.peak)} / ${mib(r.rss.after)} | ${rows} |`)
+  }
+  return lines.join('\n')
 }
