@@ -111,6 +111,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     keyRingOptions: { dataDir: config.dataDir, isProduction: config.isProduction },
     tokenSettings: config.tokens,
     sessionSettings: config.tokens,
+    passwordHashing: config.passwordHashing,
     verifiedCacheSize: config.tokens.verifiedCacheSize,
     now,
     keys: options.keys

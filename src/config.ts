@@ -1,6 +1,8 @@
 import { envSchema } from 'env-schema'
 import { Type, type Static } from '@sinclair/typebox'
+import { availableParallelism } from 'node:os'
 import type { SigningAlgorithm } from './auth/keys.js'
+import type { PasswordHashingLimits } from './services/passwords.js'
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 /** Where /metrics and /docs are served: the public listener, the internal one, or nowhere. */
@@ -61,7 +63,10 @@ const EnvSchema = Type.Object({
   SSF_STREAM_IDLE_TTL: Type.String({ default: '1h' }),
   SSF_PUSH_ALLOWED_ORIGINS: Type.String({ default: '' }),
   SSF_MAX_STREAMS_PER_CLIENT: Type.Integer({ default: 1000, minimum: 1 }),
-  PG_POOL_SIZE: Type.Integer({ default: 10, minimum: 1 })
+  PG_POOL_SIZE: Type.Integer({ default: 10, minimum: 1 }),
+  /** Default: the cores less one (at least 1); see passwordHashing in loadConfig. */
+  PASSWORD_HASH_CONCURRENCY: Type.Optional(Type.Integer({ minimum: 1 })),
+  PASSWORD_HASH_QUEUE: Type.Optional(Type.Integer({ minimum: 0 }))
 })
 type Env = Static<typeof EnvSchema>
 
@@ -151,6 +156,8 @@ export interface Config {
     readonly maxStreamsPerClient: number
   }
   readonly pgPoolSize: number
+  /** argon2id computations at once and waiting (services/passwords.ts, PasswordHasher). */
+  readonly passwordHashing: PasswordHashingLimits
 }
 
 export class ConfigError extends Error {
@@ -215,6 +222,16 @@ function parseAllowedOrigins(value: string, isProduction: boolean): string[] {
     origins.push(url.origin)
   }
   return origins
+}
+
+/**
+ * Password hashing leaves one core to the event loop (at least one computation at once), and
+ * lets four computations per slot wait: about 100 ms of argon2id each, past which a login is
+ * better answered 503 at once than stretched (docs/decisions.md, "Bounded password hashing").
+ */
+function passwordHashingLimits(concurrency: number | undefined, queue: number | undefined): PasswordHashingLimits {
+  const slots = concurrency ?? Math.max(1, availableParallelism() - 1)
+  return { concurrency: slots, queue: queue ?? 4 * slots }
 }
 
 function parseTrustProxy(value: string): boolean | number | string {
@@ -320,6 +337,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       pushAllowedOrigins: Object.freeze(parseAllowedOrigins(env.SSF_PUSH_ALLOWED_ORIGINS, isProduction)),
       maxStreamsPerClient: env.SSF_MAX_STREAMS_PER_CLIENT
     }),
-    pgPoolSize: env.PG_POOL_SIZE
+    pgPoolSize: env.PG_POOL_SIZE,
+    passwordHashing: Object.freeze(passwordHashingLimits(env.PASSWORD_HASH_CONCURRENCY, env.PASSWORD_HASH_QUEUE))
   })
 }

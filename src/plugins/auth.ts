@@ -11,6 +11,7 @@ import { createTokenIssuer, type TokenIssuer } from '../auth/token-issuer.js'
 import { createTokenVerifier, type SignatureVerifier, type TokenVerifier } from '../auth/token-verifier.js'
 import { isDatabaseUnavailable } from '../db/errors.js'
 import type { AuthContext, Caller, SessionSettings } from '../services/context.js'
+import { PasswordHasher, type PasswordHashingLimits } from '../services/passwords.js'
 import { InvalidAccessTokenError, MissingBearerTokenError, ServiceUnavailableError } from './http-errors.js'
 
 declare module '@fastify/jwt' {
@@ -50,6 +51,7 @@ export interface AuthPluginOptions {
   keyRingOptions: KeyRingOptions
   tokenSettings: TokenSettings
   sessionSettings: SessionSettings
+  passwordHashing: PasswordHashingLimits
   /** TOKEN_CACHE_SIZE: access tokens remembered once verified. */
   verifiedCacheSize: number
   now: () => Date
@@ -165,6 +167,7 @@ export default fp<AuthPluginOptions>(
       tokens,
       verifier,
       settings: options.sessionSettings,
+      passwords: new PasswordHasher(options.passwordHashing),
       now,
       sessionsEnded: (sessionIds, event) => {
         app.sessionLiveness.forget(sessionIds)

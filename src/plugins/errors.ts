@@ -6,7 +6,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import fp from 'fastify-plugin'
 import { isDatabaseUnavailable } from '../db/errors.js'
 import { setSecurityHeaders } from './security-headers.js'
-import { ServiceError, type ServiceErrorCode } from '../services/errors.js'
+import { PasswordHashingBusyError, ServiceError, type ServiceErrorCode } from '../services/errors.js'
 import { InsufficientScopeError, insufficientScopeChallenge } from './http-errors.js'
 
 /** The status each refusal of the services answers with. */
@@ -21,7 +21,8 @@ const SERVICE_ERROR_STATUS: Record<ServiceErrorCode, number> = {
   AUTH_INVALID_REQUEST: 400,
   AUTH_SESSION_NOT_FOUND: 404,
   AUTH_WEAK_PASSWORD: 400,
-  AUTH_USER_NOT_FOUND: 404
+  AUTH_USER_NOT_FOUND: 404,
+  AUTH_BUSY: 503
 }
 
 /**
@@ -101,6 +102,10 @@ export function triageError(app: FastifyInstance, error: FastifyError, request: 
   if (aborted) {
     // Nobody is left to answer: one info line, never an outage (docs/operations.md, "Database outages").
     request.log.info({ code: error.code }, 'client aborted the request')
+  } else if (error instanceof PasswordHashingBusyError) {
+    // Load shedding, not a fault: the client retries after a second (docs/operations.md).
+    app.authMetrics.passwordHashingBusy.inc()
+    request.log.warn({ code: error.code }, 'password hashing at its bound; answered 503')
   } else if (statusCode === 503) {
     app.authMetrics.databaseUnavailable.inc()
     request.log.error({ err: error }, 'database unavailable')
@@ -109,7 +114,7 @@ export function triageError(app: FastifyInstance, error: FastifyError, request: 
   } else {
     request.log.info({ code: error.code, statusCode }, error.message)
   }
-  if (statusCode === 503) reply.header('retry-after', '5')
+  if (statusCode === 503) reply.header('retry-after', error instanceof PasswordHashingBusyError ? '1' : '5')
   return { statusCode, message: messageOf(error, statusCode) }
 }
 

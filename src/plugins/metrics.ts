@@ -19,6 +19,8 @@ export interface AuthMetrics {
   readonly livenessChecks: Counter<'source'>
   /** Requests answered 503 because the database was down or refusing work (never a client's abort). */
   readonly databaseUnavailable: Counter
+  /** Logins, registrations and password changes answered 503 because password hashing was at its bound. */
+  readonly passwordHashingBusy: Counter
 }
 
 declare module 'fastify' {
@@ -77,6 +79,11 @@ export default fp(
       databaseUnavailable: new Counter({
         name: 'auth_database_unavailable_total',
         help: 'Requests answered 503 because the database was unreachable or refusing work',
+        registers: [registry]
+      }),
+      passwordHashingBusy: new Counter({
+        name: 'auth_password_hashing_busy_total',
+        help: 'Requests answered 503 because password hashing was at its bound (PASSWORD_HASH_CONCURRENCY, PASSWORD_HASH_QUEUE)',
         registers: [registry]
       })
     } satisfies AuthMetrics)

@@ -13,7 +13,6 @@ import {
 import { auditFacts, type AuthContext, type Caller, type ClientInfo } from './context.js'
 import { isUniqueViolation } from '../db/errors.js'
 import { EmailTakenError, InvalidCredentialsError, SessionEndedError, WrongPasswordError } from './errors.js'
-import { burnPasswordCheck, hashPassword, verifyPassword } from './passwords.js'
 import { assertPasswordAllowed } from './password-policy.js'
 import { startSession, type TokenPair } from './sessions.js'
 
@@ -38,7 +37,7 @@ export interface PasswordChange {
 
 export async function register(ctx: AuthContext, account: NewAccount, client: ClientInfo): Promise<TokenPair> {
   assertPasswordAllowed(account.password, account.email, account.displayName) // before any argon2 work
-  const passwordHash = await hashPassword(account.password)
+  const passwordHash = await ctx.passwords.hash(account.password)
   try {
     return await ctx.db.transaction().execute(async (trx) => {
       const now = ctx.now()
@@ -62,7 +61,7 @@ export async function register(ctx: AuthContext, account: NewAccount, client: Cl
 export async function login(ctx: AuthContext, credentials: Credentials, client: ClientInfo): Promise<TokenPair> {
   const email = normalizeEmail(credentials.email)
   const user = await findUserByEmail(ctx.db, email)
-  const valid = user ? await verifyPassword(user.password_hash, credentials.password) : await burnPasswordCheck(credentials.password)
+  const valid = user ? await ctx.passwords.verify(user.password_hash, credentials.password) : await ctx.passwords.burn(credentials.password)
   // A disabled user is refused after the same work, with the same answer (no enumeration).
   if (!user || !valid || user.disabled) {
     // Who tried which account from where (credential stuffing shows up here); never the password.
@@ -92,8 +91,8 @@ export async function changePassword(
   const user = await findUserById(ctx.db, caller.userId)
   if (!user) throw new SessionEndedError()
   assertPasswordAllowed(change.newPassword, user.email, user.display_name) // before any argon2 work
-  if (!(await verifyPassword(user.password_hash, change.currentPassword))) throw new WrongPasswordError()
-  const passwordHash = await hashPassword(change.newPassword)
+  if (!(await ctx.passwords.verify(user.password_hash, change.currentPassword))) throw new WrongPasswordError()
+  const passwordHash = await ctx.passwords.hash(change.newPassword)
   const changed = { ...auditFacts(ctx, 'password_changed', client), userId: user.id, sessionId: caller.sessionId }
   const loggedOut = auditFacts(ctx, 'logout', client, { scope: 'password_change', by_session: caller.sessionId })
   const deleted = await ctx.db.transaction().execute(async (trx) => {

@@ -3,6 +3,7 @@ import type { AuthEventKind, Database } from '../db/types.js'
 import type { AuditEvent, AuditFacts } from '../repositories/auth-events.js'
 import type { TokenIssuer } from '../auth/token-issuer.js'
 import type { TokenVerifier } from '../auth/token-verifier.js'
+import type { PasswordHasher } from './passwords.js'
 
 /** The session rules the services apply. */
 export interface SessionSettings {
@@ -18,6 +19,8 @@ export interface AuthContext {
   readonly tokens: TokenIssuer
   readonly verifier: TokenVerifier
   readonly settings: SessionSettings
+  /** argon2id, bounded: every password hash and check goes through it. */
+  readonly passwords: PasswordHasher
   readonly now: () => Date
   /**
    * Called after sessions were ended (their audit rows are stored by the same statement): this

@@ -13,7 +13,8 @@ const MESSAGES = {
   AUTH_INVALID_REQUEST: 'Invalid request',
   AUTH_SESSION_NOT_FOUND: 'Session not found',
   AUTH_WEAK_PASSWORD: 'The password does not meet the password policy',
-  AUTH_USER_NOT_FOUND: 'User not found'
+  AUTH_USER_NOT_FOUND: 'User not found',
+  AUTH_BUSY: 'Too many password checks in progress'
 } as const
 
 export type ServiceErrorCode = keyof typeof MESSAGES
@@ -49,3 +50,5 @@ export const SessionNotFoundError = serviceError('AUTH_SESSION_NOT_FOUND')
 export const WeakPasswordError = serviceError('AUTH_WEAK_PASSWORD')
 /** An admin endpoint named a user that does not exist. */
 export const UserNotFoundError = serviceError('AUTH_USER_NOT_FOUND')
+/** Password hashing is at its bound (services/passwords.ts, PasswordHasher): try again shortly. */
+export const PasswordHashingBusyError = serviceError('AUTH_BUSY')

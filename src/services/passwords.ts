@@ -1,4 +1,5 @@
 import { hash, verify, type Algorithm } from '@node-rs/argon2'
+import { PasswordHashingBusyError } from './errors.js'
 
 // OWASP Password Storage Cheat Sheet: argon2id, m=19 MiB, t=2, p=1. @node-rs/argon2 runs the
 // hashing on libuv's thread pool, never on the event loop.
@@ -31,4 +32,61 @@ export async function burnPasswordCheck(password: string): Promise<false> {
   dummyHash ??= hashPassword('timing-equaliser-for-unknown-accounts')
   await verifyPassword(await dummyHash, password)
   return false
+}
+
+export interface PasswordHashingLimits {
+  /** argon2id computations at once (PASSWORD_HASH_CONCURRENCY). */
+  readonly concurrency: number
+  /** Computations waiting for a slot (PASSWORD_HASH_QUEUE); one more is refused. */
+  readonly queue: number
+}
+
+/**
+ * argon2id behind a bound: at most `concurrency` computations at once and `queue` waiting, in
+ * order; past that PasswordHashingBusyError (503 with Retry-After) at once. Each computation takes
+ * a core for tens of milliseconds, so a flood of logins (credential stuffing from many addresses,
+ * which per-address limits do not stop) would otherwise take every core from the requests that
+ * need none, `/verify` first; the default leaves one core to the event loop (docs/decisions.md,
+ * "Bounded password hashing").
+ */
+export class PasswordHasher {
+  private active = 0
+  private readonly waiting: Array<() => void> = []
+
+  constructor(readonly limits: PasswordHashingLimits) {}
+
+  /** Computations running and waiting now. */
+  get load(): { readonly active: number, readonly waiting: number } {
+    return { active: this.active, waiting: this.waiting.length }
+  }
+
+  hash(password: string): Promise<string> {
+    return this.bounded(() => hashPassword(password))
+  }
+
+  verify(passwordHash: string, password: string): Promise<boolean> {
+    return this.bounded(() => verifyPassword(passwordHash, password))
+  }
+
+  /** burnPasswordCheck, bounded like a real check (an unknown email is refused alike when busy). */
+  burn(password: string): Promise<false> {
+    return this.bounded(() => burnPasswordCheck(password))
+  }
+
+  private async bounded<T>(work: () => Promise<T>): Promise<T> {
+    if (this.active < this.limits.concurrency) {
+      this.active++
+    } else {
+      if (this.waiting.length >= this.limits.queue) throw new PasswordHashingBusyError()
+      // The slot is handed over by the computation that ends (active stays counted).
+      await new Promise<void>((resolve) => this.waiting.push(resolve))
+    }
+    try {
+      return await work()
+    } finally {
+      const next = this.waiting.shift()
+      if (next) next()
+      else this.active--
+    }
+  }
 }
