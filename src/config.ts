@@ -225,13 +225,14 @@ function parseAllowedOrigins(value: string, isProduction: boolean): string[] {
 }
 
 /**
- * Password hashing leaves one core to the event loop (at least one computation at once), and
- * lets four computations per slot wait: about 100 ms of argon2id each, past which a login is
- * better answered 503 at once than stretched (docs/decisions.md, "Bounded password hashing").
+ * Password hashing leaves one core to the event loop (at least one computation at once) and lets
+ * eight per slot wait (argon2id takes 15-30 ms: at most about 150-250 ms of waiting), past which
+ * a login is better answered 503 at once than stretched (docs/decisions.md, "Bounded password
+ * hashing").
  */
 function passwordHashingLimits(concurrency: number | undefined, queue: number | undefined): PasswordHashingLimits {
   const slots = concurrency ?? Math.max(1, availableParallelism() - 1)
-  return { concurrency: slots, queue: queue ?? 4 * slots }
+  return { concurrency: slots, queue: queue ?? 8 * slots }
 }
 
 function parseTrustProxy(value: string): boolean | number | string {
