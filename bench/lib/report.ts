@@ -93,9 +93,9 @@ export function summarise(name: string, kind: Summary['kind'], rounds: RoundResu
   }
 }
 
-const fmtRate = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a')
+const fmtRate = (n: number) => (Number.isFinite(n) ? (n > 0 && n < 10 ? n.toFixed(2) : Math.round(n).toLocaleString('en-US')) : 'n/a')
 export const fmtMs = (n: number): string => (Number.isFinite(n) ? (n < 10 ? n.toFixed(2) : n.toFixed(1)) : 'n/a')
-const fmtRatio = (n: number | null | undefined) => (n === null || n === undefined || !Number.isFinite(n) ? 'n/a' : `${n.toFixed(2)}×`)
+const fmtRatio = (n: number | null | undefined) => (n === null || n === undefined || !Number.isFinite(n) ? 'n/a' : `${n.toFixed(n > 0 && n < 0.1 ? 3 : 2)}×`)
 
 /** A req/s over another's in the same round; null when either did not run that round. */
 function roundRatio(rounds: readonly RoundResult[] | undefined, reference: readonly RoundResult[] | undefined, round: number): number | null {
