@@ -127,7 +127,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
       streamIdleTtlSeconds: config.ssf.streamIdleTtl,
       pushAllowedOrigins: config.ssf.pushAllowedOrigins,
       maxStreamsPerClient: config.ssf.maxStreamsPerClient,
-      backfillSeconds: config.tokens.accessTtl + config.tokens.clockTolerance
+      backfillSeconds: config.tokens.accessTtl + config.tokens.clockTolerance,
+      // Half the pool on PostgreSQL; PGlite runs one query at a time, so one poll's at a time.
+      pollQueryConcurrency: config.databaseUrl ? Math.max(1, Math.floor(config.pgPoolSize / 2)) : 1
     }
   })
   await app.register(rateLimitsPlugin, {

@@ -1,4 +1,5 @@
 import { hash, verify, type Algorithm } from '@node-rs/argon2'
+import { QueueFullError, Semaphore } from '../concurrency.js'
 import { PasswordHashingBusyError } from './errors.js'
 
 // OWASP Password Storage Cheat Sheet: argon2id, m=19 MiB, t=2, p=1. @node-rs/argon2 runs the
@@ -50,14 +51,15 @@ export interface PasswordHashingLimits {
  * "Bounded password hashing").
  */
 export class PasswordHasher {
-  private active = 0
-  private readonly waiting: Array<() => void> = []
+  private readonly slots: Semaphore
 
-  constructor(readonly limits: PasswordHashingLimits) {}
+  constructor(readonly limits: PasswordHashingLimits) {
+    this.slots = new Semaphore(limits.concurrency, limits.queue)
+  }
 
   /** Computations running and waiting now. */
   get load(): { readonly active: number, readonly waiting: number } {
-    return { active: this.active, waiting: this.waiting.length }
+    return this.slots.load
   }
 
   hash(password: string): Promise<string> {
@@ -74,19 +76,11 @@ export class PasswordHasher {
   }
 
   private async bounded<T>(work: () => Promise<T>): Promise<T> {
-    if (this.active < this.limits.concurrency) {
-      this.active++
-    } else {
-      if (this.waiting.length >= this.limits.queue) throw new PasswordHashingBusyError()
-      // The slot is handed over by the computation that ends (active stays counted).
-      await new Promise<void>((resolve) => this.waiting.push(resolve))
-    }
     try {
-      return await work()
-    } finally {
-      const next = this.waiting.shift()
-      if (next) next()
-      else this.active--
+      return await this.slots.run(work)
+    } catch (error) {
+      if (error instanceof QueueFullError) throw new PasswordHashingBusyError()
+      throw error
     }
   }
 }

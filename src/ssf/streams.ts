@@ -2,6 +2,7 @@
 // verification and poll, each for the machine client that owns the stream (any other: 404).
 import { randomUUID } from 'node:crypto'
 import type { Kysely } from 'kysely'
+import { Semaphore } from '../concurrency.js'
 import { canonicalUuid } from '../auth/claims.js'
 import type { Database, SsfDeliveryMethod, SsfStreamStatus } from '../db/types.js'
 import {
@@ -37,6 +38,12 @@ export interface SsfSettings {
   readonly maxStreamsPerClient: number
   /** ACCESS_TOKEN_TTL + CLOCK_TOLERANCE: how far back a new stream starts. */
   readonly backfillSeconds: number
+  /**
+   * Polls doing database work at once (the rest wait their turn in memory). One event wakes every
+   * waiting long poll: with a thousand streams, unbounded, they would take every connection of the
+   * pool, and a logout would wait behind them (docs/ssf.md, "Poll").
+   */
+  readonly pollQueryConcurrency: number
 }
 
 export interface SsfContext {
@@ -116,6 +123,7 @@ const unique = (values: readonly string[]): string[] => [...new Set(values)]
 
 export function createStreamService(ctx: SsfContext) {
   const { db, settings } = ctx
+  const queries = new Semaphore(settings.pollQueryConcurrency)
   const pollUrl = (id: string) => `${settings.publicUrl}${settings.apiPrefix}/ssf/poll/${id}`
 
   function configOf(row: StreamRow): StreamConfig {
@@ -300,7 +308,7 @@ export function createStreamService(ctx: SsfContext) {
   /** RFC 8936 §2: acknowledgements and errors first, then what waits (a long poll by default). */
   async function poll(clientId: string, streamId: string, request: PollRequest, abort?: AbortSignal): Promise<PollResponse> {
     const id = streamIdOf(streamId)
-    const row = await touchPollStream(db, clientId, id, ctx.now())
+    const row = await queries.run(() => touchPollStream(db, clientId, id, ctx.now()))
     if (!row) throw new StreamNotFoundError()
     const types = deliveredTypes(row.events_requested)
 
@@ -316,7 +324,7 @@ export function createStreamService(ctx: SsfContext) {
         else if (named?.kind === 'verification') verificationIds.push(named.id)
       }
       if (Object.keys(errors).length > 0) ctx.setErrors(id, errors)
-      if (eventIds.length + verificationIds.length > 0 && !(await acknowledge(db, id, types, { eventIds, verificationIds }))) {
+      if (eventIds.length + verificationIds.length > 0 && !(await queries.run(() => acknowledge(db, id, types, { eventIds, verificationIds })))) {
         throw new StreamNotFoundError()
       }
     }
@@ -328,7 +336,7 @@ export function createStreamService(ctx: SsfContext) {
       signal: ctx.signal,
       timeoutMs: immediate ? 0 : settings.pollTimeoutSeconds * 1000,
       abort,
-      read: async () => {
+      read: () => queries.run(async () => {
         const found = await setsOf(id, limit)
         // Nothing for this stream: move its cursor over the events of types it does not take.
         if (found.count === 0 && !found.moreAvailable && !skipped && found.types.length < ALL_TYPES) {
@@ -336,8 +344,8 @@ export function createStreamService(ctx: SsfContext) {
           await skipUndelivered(db, id, found.types)
         }
         return { ready: found.count > 0 || found.moreAvailable, result: found }
-      },
-      settling: () => eventsBeyondHorizon(db, id, types)
+      }),
+      settling: () => queries.run(() => eventsBeyondHorizon(db, id, types))
     })
     return { sets: result.sets, moreAvailable: result.moreAvailable }
   }
