@@ -655,11 +655,15 @@ async function main(): Promise<number> {
         .finally(() => clearInterval(sampler))
       // Every stream gets the event of every logout answered 204 (warm-up included), at least once: bounded wait.
       const ended = workload.logouts - logoutsBefore
-      const counts = await receivers.counts(ended, 30_000)
+      // ended × streams SETs (200,000 with the defaults): delivering them takes far longer than the logouts.
+      const deliveryStarted = Date.now()
+      const counts = await receivers.counts(ended, 180_000)
+      const deliveredInS = (Date.now() - deliveryStarted) / 1000
       const receiversCpu = cpuBetween(receiversBefore, cpuSnapshot(), (p) => p.group === receivers!.child.pid) /
         Math.max(0.001, (loadedResult.measuredTo - loadedResult.measuredFrom) / 1000)
       check(`streams round ${round}: every stream received every logout's event`, counts.min >= ended,
-        `${fmt(ended)} of ${fmt(perPhase)} logouts answered 204 with ${fmt(counts.streams)} streams waiting: SETs per stream ${counts.min}-${counts.max}`)
+        `${fmt(ended)} of ${fmt(perPhase)} logouts answered 204 with ${fmt(counts.streams)} streams waiting: SETs per stream ${counts.min}-${counts.max}, ` +
+        `every stream complete ${deliveredInS.toFixed(1)} s after the last logout`)
 
       // Fan-out: one logout at a time, the service quiet, the time until each stream has its event.
       if (!(await waitForQuiet(service.child.pid))) addNote(withName, `round ${round}: the service was still busy 15 s after the logouts, before the fan-out`)

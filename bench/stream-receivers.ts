@@ -208,7 +208,7 @@ async function bodyOf(req: IncomingMessage): Promise<Record<string, unknown>> {
 }
 
 async function until(done: () => boolean, waitMs: number): Promise<void> {
-  const deadline = now() + Math.min(waitMs, 120_000)
+  const deadline = now() + Math.min(waitMs, 300_000)
   while (!done() && now() < deadline) await sleep(2)
 }
 
