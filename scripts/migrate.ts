@@ -5,7 +5,7 @@ import { openDatabase, pgliteDirFor } from '../src/db/database.js'
 import { migrateToLatest } from '../src/db/migrate.js'
 
 const config = loadConfig()
-const handle = await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: pgliteDirFor(config.dataDir) })
+const handle = await openDatabase({ databaseUrl: config.databaseUrl, preparedStatements: config.preparedStatements, pgliteDir: pgliteDirFor(config.dataDir) })
 try {
   const { results = [] } = await migrateToLatest(handle.db)
   for (const result of results) console.log(`${result.status}: ${result.migrationName}`)

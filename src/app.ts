@@ -88,6 +88,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   await app.register(contentEncodingPlugin)
   await app.register(dbPlugin, {
     databaseUrl: config.databaseUrl,
+    listenUrl: config.databaseListenUrl,
+    preparedStatements: config.preparedStatements,
     pgliteDir: options.pgliteDir ?? pgliteDirFor(config.dataDir),
     poolSize: config.pgPoolSize,
     migrate: options.migrate

@@ -14,6 +14,9 @@ export type Placement = (typeof PLACEMENTS)[number]
 const EnvSchema = Type.Object({
   NODE_ENV: Type.String({ default: 'development' }),
   DATABASE_URL: Type.Optional(Type.String({ minLength: 1 })),
+  /** The revocation listener's own connection: direct to PostgreSQL when DATABASE_URL is a PgBouncer. */
+  DATABASE_LISTEN_URL: Type.Optional(Type.String({ minLength: 1 })),
+  PG_PREPARED_STATEMENTS: Type.Union([Type.Literal('on'), Type.Literal('off')], { default: 'on' }),
   DATA_DIR: Type.String({ default: './data', minLength: 1 }),
   HOST: Type.String({ default: '127.0.0.1', minLength: 1 }),
   PORT: Type.Integer({ default: 3000, minimum: 0, maximum: 65535 }),
@@ -74,6 +77,13 @@ export interface Config {
   readonly env: string
   readonly isProduction: boolean
   readonly databaseUrl: string | undefined
+  /**
+   * Where the LISTEN connection goes (DATABASE_LISTEN_URL, else DATABASE_URL): a pooler in
+   * transaction mode cannot carry a LISTEN, so behind PgBouncer this names the server itself.
+   */
+  readonly databaseListenUrl: string | undefined
+  /** Hot-path statements as named prepared statements (off behind PgBouncer in transaction mode before 1.21). */
+  readonly preparedStatements: boolean
   readonly dataDir: string
   readonly host: string
   readonly port: number
@@ -286,6 +296,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     env: env.NODE_ENV,
     isProduction,
     databaseUrl: env.DATABASE_URL,
+    databaseListenUrl: env.DATABASE_URL ? env.DATABASE_LISTEN_URL ?? env.DATABASE_URL : undefined,
+    preparedStatements: env.PG_PREPARED_STATEMENTS === 'on',
     dataDir: env.DATA_DIR,
     host: env.HOST,
     port: env.PORT,

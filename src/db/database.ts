@@ -5,7 +5,7 @@ import { Kysely, PostgresDialect } from 'kysely'
 import { PGliteDialect } from 'kysely-pglite-dialect'
 import pg from 'pg'
 import { isReadOnlyRefusal } from './errors.js'
-import { usePreparedStatements } from './prepared-statements.js'
+import { usePreparedStatements, type StatementNaming } from './prepared-statements.js'
 import type { Database } from './types.js'
 
 export type StorageKind = 'postgres' | 'pglite'
@@ -24,6 +24,14 @@ export interface DatabaseOptions {
   /** Directory for PGlite's files, or `memory://` for a throw-away database (tests). */
   readonly pgliteDir: string
   readonly poolSize?: number
+  /**
+   * Name the registered hot-path statements (db/prepared-statements.ts); default true. False
+   * behind a pooler that hands each transaction any server connection (PgBouncer in transaction
+   * mode before 1.21): a statement prepared on one would be missing on the next.
+   */
+  readonly preparedStatements?: boolean
+  /** Named statements were lost to a pooler and are off from now on (the request that met it answered 503). */
+  readonly onPreparedStatementsLost?: () => void
 }
 
 // timestamptz and timestamp come back as Date on both engines; make bigint counts plain numbers on pg.
@@ -45,9 +53,10 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
     // while checked out (pg-pool removes its listener then). Unheard, either would crash the
     // process; the query in flight fails on its own (503) and the next one gets a new connection.
     pool.on('error', () => {})
+    const naming: StatementNaming = { on: options.preparedStatements ?? true, onLost: options.onPreparedStatementsLost }
     pool.on('connect', (client) => {
       client.on('error', () => {})
-      usePreparedStatements(client)
+      usePreparedStatements(client, naming)
       discardWhenReadOnly(client)
     })
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })

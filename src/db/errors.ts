@@ -13,9 +13,12 @@
  *   operator's pg_cancel_backend); 55P03 lock not available (lock_timeout);
  * - 25006 read-only SQL transaction: after a failover the old primary, or a standby, refuses writes;
  * - 40001 serialization failure and 40P01 deadlock detected: the transaction was rolled back
- *   whole, nothing of it was written, and the same request sent again succeeds.
+ *   whole, nothing of it was written, and the same request sent again succeeds;
+ * - 26000 and 42P05, a named prepared statement missing or already there on the connection it
+ *   reached: a pooler in transaction mode in between; naming turns off at once
+ *   (db/prepared-statements.ts) and the request sent again succeeds.
  */
-const UNAVAILABLE_SQLSTATE = /^(08...|53...|57P0[1235]|57014|55P03|25006|40001|40P01)$/
+const UNAVAILABLE_SQLSTATE = /^(08...|53...|57P0[1235]|57014|55P03|25006|40001|40P01|26000|42P05)$/
 /** 55000 "object not in prerequisite state" means many things; only this one is an outage. */
 const NOT_ACCEPTING_CONNECTIONS = /is not currently accepting connections/i
 const UNAVAILABLE_NODE_CODES = new Set([

@@ -18,13 +18,32 @@ export function registerPreparedStatement(text: string): void {
 
 type Query = (config: unknown, values?: unknown, callback?: unknown) => unknown
 
+/**
+ * Whether a pool names its statements. Turned off for good at the first sign of a pooler that
+ * hands each transaction another server connection (PgBouncer in transaction mode before 1.21):
+ * a named statement missing (26000) or already there (42P05) on the connection it reached.
+ */
+export interface StatementNaming {
+  on: boolean
+  /** Called once, when naming turns off. */
+  readonly onLost?: () => void
+}
+
+const LOST_STATEMENT = new Set(['26000', '42P05'])
+
 /** Makes a pool client run registered statement texts as named prepared statements. */
-export function usePreparedStatements(client: pg.PoolClient): void {
+export function usePreparedStatements(client: pg.PoolClient, naming: StatementNaming = { on: true }): void {
   const query = client.query.bind(client) as Query
   const prepared: Query = (config, values, callback) => {
-    const name = typeof config === 'string' ? names.get(config) : undefined
-    if (name === undefined || typeof values === 'function') return query(config, values, callback)
-    return query({ name, text: config, values }, callback)
+    const name = naming.on && typeof config === 'string' ? names.get(config) : undefined
+    if (name === undefined || typeof values === 'function' || callback !== undefined) return query(config, values, callback)
+    return (query({ name, text: config, values }) as Promise<unknown>).catch((error: unknown) => {
+      if (naming.on && LOST_STATEMENT.has((error as { code?: string }).code ?? '')) {
+        naming.on = false
+        naming.onLost?.()
+      }
+      throw error
+    })
   }
   client.query = prepared as typeof client.query
 }

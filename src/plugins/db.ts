@@ -29,6 +29,10 @@ declare module 'fastify' {
 
 export interface DbPluginOptions {
   databaseUrl?: string
+  /** The LISTEN connection's URL (default: databaseUrl). */
+  listenUrl?: string
+  /** Named prepared statements for the hot path (default true). */
+  preparedStatements?: boolean
   pgliteDir: string
   poolSize?: number
   /** Apply pending migrations at start-up; defaults to true on PGlite only (PostgreSQL: `npm run migrate`). */
@@ -39,7 +43,13 @@ const PING_TIMEOUT_MS = 2_000
 
 export default fp<DbPluginOptions>(
   async function dbPlugin(app, options) {
-    const handle = await openDatabase(options)
+    const handle = await openDatabase({
+      ...options,
+      onPreparedStatementsLost: () => app.log.error(
+        'named prepared statements failed: DATABASE_URL reaches PostgreSQL through a pooler in transaction mode (PgBouncer before 1.21); ' +
+        'they are off from now on; set PG_PREPARED_STATEMENTS=off (docs/operations.md, "PgBouncer")'
+      )
+    })
     app.addHook('onClose', () => handle.close())
 
     if (options.migrate ?? handle.kind === 'pglite') {
@@ -82,7 +92,7 @@ export default fp<DbPluginOptions>(
         }
       }
       if (handle.pglite) return listenOnPglite(handle.pglite, withEvents)
-      return listenOnPostgres({ connectionString: options.databaseUrl! }, withEvents)
+      return listenOnPostgres({ connectionString: options.listenUrl ?? options.databaseUrl! }, withEvents)
     }
 
     app.decorate('db', handle.db)
