@@ -14,6 +14,7 @@ import livenessPlugin from './plugins/liveness.js'
 import contentEncodingPlugin from './plugins/content-encoding.js'
 import metricsPlugin, { metricsRoute } from './plugins/metrics.js'
 import rateLimitsPlugin from './plugins/rate-limits.js'
+import { databaseStore } from './plugins/rate-limit-stores.js'
 import housekeepingPlugin from './plugins/housekeeping.js'
 import securityHeadersPlugin from './plugins/security-headers.js'
 import swaggerPlugin, { docsRoutes } from './plugins/swagger.js'
@@ -141,7 +142,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     accountCeiling: config.rateLimit.accountCeiling,
     slowdownMaxSeconds: config.rateLimit.slowdownMax,
     windowSeconds: config.rateLimit.window,
-    now
+    now,
+    // One count for every instance: in the database they share, or in Redis.
+    ...(config.rateLimit.redisUrl ? { redisUrl: config.rateLimit.redisUrl } : { store: databaseStore(app.db, now) })
   })
   await app.register(swaggerPlugin)
   // GET /metrics and /docs on this listener, the internal one (app.internal) or nowhere.

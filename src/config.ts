@@ -55,6 +55,8 @@ const EnvSchema = Type.Object({
   RATE_LIMIT_ACCOUNT_CEILING: Type.Integer({ default: 20, minimum: 1 }),
   RATE_LIMIT_SLOWDOWN_MAX: Type.String({ default: '5s' }),
   RATE_LIMIT_WINDOW: Type.String({ default: '1m' }),
+  /** The rate-limit counts in Redis instead of the service's database. */
+  REDIS_URL: Type.Optional(Type.String({ minLength: 1 })),
 
   TOKEN_CACHE_SIZE: Type.Integer({ default: 10_000, minimum: 0 }),
   SESSION_CACHE_SIZE: Type.Integer({ default: 100_000, minimum: 0 }),
@@ -140,6 +142,8 @@ export interface Config {
     /** The longest a login is slowed, in seconds. */
     readonly slowdownMax: number
     readonly window: number
+    /** REDIS_URL: the counts in Redis; unset: in the service's database, shared by every instance. */
+    readonly redisUrl: string | undefined
   }
   readonly sessions: {
     readonly cacheSize: number
@@ -335,7 +339,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       accountMax: env.RATE_LIMIT_ACCOUNT_MAX,
       accountCeiling: env.RATE_LIMIT_ACCOUNT_CEILING,
       slowdownMax: parsePositiveDuration('RATE_LIMIT_SLOWDOWN_MAX', env.RATE_LIMIT_SLOWDOWN_MAX),
-      window: parsePositiveDuration('RATE_LIMIT_WINDOW', env.RATE_LIMIT_WINDOW)
+      window: parsePositiveDuration('RATE_LIMIT_WINDOW', env.RATE_LIMIT_WINDOW),
+      redisUrl: env.REDIS_URL
     }),
     sessions: Object.freeze({
       cacheSize: env.SESSION_CACHE_SIZE,

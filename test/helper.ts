@@ -97,7 +97,10 @@ export async function buildTestApp(t: Test, options: TestAppOptions = {}): Promi
   const dataDir = mkdtempSync(path.join(tmpdir(), 'auth-test-'))
   const privateKeyPem = generateSigningKeyPem('EdDSA')
   const sharedDatabaseUrl = process.env.TEST_DATABASE_URL
-  const databaseUrl = sharedDatabaseUrl && options.ownDatabase ? await createOwnDatabase(t, sharedDatabaseUrl) : sharedDatabaseUrl
+  // Rate-limit counts live in the database (rate_limit_counts), keyed by address and account: a
+  // test that turns the limits on counts alone, not with every file running beside it.
+  const ownDatabase = options.ownDatabase || options.env?.RATE_LIMIT === 'on'
+  const databaseUrl = sharedDatabaseUrl && ownDatabase ? await createOwnDatabase(t, sharedDatabaseUrl) : sharedDatabaseUrl
   const clientsFile = path.join(dataDir, 'clients.json')
   if (options.clients) writeFileSync(clientsFile, JSON.stringify({ clients: options.clients.map(clientEntry) }))
   const config = loadConfig({

@@ -117,6 +117,13 @@ export interface SsfVerificationsTable {
   requested_at: Date
 }
 
+/** A rate-limit window shared by every instance (migrations/…_rate_limit_counts.ts). */
+export interface RateLimitCountsTable {
+  key: string
+  count: number
+  expires_at: Date
+}
+
 export interface Database {
   users: UsersTable
   user_sessions: UserSessionsTable
@@ -125,6 +132,7 @@ export interface Database {
   ssf_streams: SsfStreamsTable
   ssf_stream_acks: SsfStreamAcksTable
   ssf_verifications: SsfVerificationsTable
+  rate_limit_counts: RateLimitCountsTable
 }
 
 export type UserRow = Selectable<UsersTable>

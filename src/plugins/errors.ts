@@ -106,6 +106,8 @@ export function triageError(app: FastifyInstance, error: FastifyError, request: 
     // Load shedding, not a fault: the client retries after a second (docs/operations.md).
     app.authMetrics.passwordHashingBusy.inc()
     request.log.warn({ code: error.code }, 'password hashing at its bound; answered 503')
+  } else if (error.code === 'AUTH_RATE_LIMIT_STORE_UNAVAILABLE') {
+    // Logged where it failed (plugins/rate-limits.ts), with the store's own error.
   } else if (statusCode === 503) {
     app.authMetrics.databaseUnavailable.inc()
     request.log.error({ err: error }, 'database unavailable')

@@ -1,6 +1,6 @@
 // Periodic housekeeping, every SESSION_CLEANUP_INTERVAL: deletes expired sessions, audit events
 // older than AUDIT_RETENTION, Shared Signals events older than SSF_EVENT_RETENTION and poll
-// streams not polled for SSF_STREAM_IDLE_TTL, in bounded batches so one run never holds long locks or
+// streams not polled for SSF_STREAM_IDLE_TTL and ended rate-limit windows, in bounded batches so one run never holds long locks or
 // a huge transaction. Expired sessions are already refused everywhere (the liveness check
 // compares expires_at); this only keeps the tables small. Every instance runs it; concurrent
 // runs skip each other's rows (SKIP LOCKED).
@@ -9,6 +9,7 @@ import { deleteAuthEventsBefore } from '../repositories/auth-events.js'
 import { deleteSecurityEventsBefore } from '../repositories/security-events.js'
 import { deleteExpiredSessions } from '../repositories/sessions.js'
 import { deleteIdlePollStreams } from '../repositories/ssf-streams.js'
+import { deleteExpiredWindows } from '../repositories/rate-limit-counts.js'
 
 export interface HousekeepingOptions {
   now: () => Date
@@ -28,6 +29,7 @@ export interface HousekeepingResult {
   auditEvents: number
   securityEvents: number
   idleStreams: number
+  rateLimitWindows: number
 }
 
 declare module 'fastify' {
@@ -61,7 +63,8 @@ export default fp<HousekeepingOptions>(
       const securityEvents = await inBatches(batchSize, (limit) => deleteSecurityEventsBefore(app.db, eventCutoff, limit))
       const idleCutoff = new Date(at.getTime() - ssfStreamIdleSeconds * 1000)
       const idleStreams = ssfStreamIdleSeconds > 0 ? await inBatches(batchSize, (limit) => deleteIdlePollStreams(app.db, idleCutoff, limit)) : 0
-      return { expiredSessions, auditEvents, securityEvents, idleStreams }
+      const rateLimitWindows = await inBatches(batchSize, (limit) => deleteExpiredWindows(app.db, at, limit))
+      return { expiredSessions, auditEvents, securityEvents, idleStreams, rateLimitWindows }
     }
 
     function runOnce(): Promise<HousekeepingResult> {
@@ -77,7 +80,7 @@ export default fp<HousekeepingOptions>(
     const timer = setInterval(() => {
       runOnce().then(
         (result) => {
-          if (result.expiredSessions + result.auditEvents + result.securityEvents + result.idleStreams > 0) app.log.info(result, 'housekeeping: old rows deleted')
+          if (Object.values(result).some((count) => count > 0)) app.log.info(result, 'housekeeping: old rows deleted')
         },
         (err: unknown) => app.log.warn({ err }, 'housekeeping failed; will retry')
       )

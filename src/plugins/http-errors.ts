@@ -7,6 +7,8 @@ export const MissingBearerTokenError = createError('AUTH_MISSING_TOKEN', 'Missin
 export const InvalidAccessTokenError = createError('AUTH_INVALID_TOKEN', 'Invalid or expired access token', 401)
 export const TooManyRequestsError = createError('AUTH_RATE_LIMITED', 'Too many requests; retry after the time in Retry-After', 429)
 export const ServiceUnavailableError = createError('AUTH_UNAVAILABLE', 'Service temporarily unavailable', 503)
+/** The rate-limit store (Redis) did not answer: the limited request is refused, never let through uncounted. */
+export const RateLimitStoreUnavailableError = createError('AUTH_RATE_LIMIT_STORE_UNAVAILABLE', 'Service temporarily unavailable', 503)
 
 /** RFC 6750 §3.1: a valid machine token without the scope the route needs (403). */
 export class InsufficientScopeError extends createError('AUTH_INSUFFICIENT_SCOPE', 'The token lacks the scope this endpoint requires', 403) {

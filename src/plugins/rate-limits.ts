@@ -27,7 +27,10 @@ import fp from 'fastify-plugin'
 import { LRUCache } from 'lru-cache'
 import type { RefreshTokenClaims } from '../auth/claims.js'
 import { clientIp } from '../client-info.js'
-import { TooManyRequestsError } from './http-errors.js'
+import { Redis } from 'ioredis'
+import type { FastifyInstance } from 'fastify'
+import { isDatabaseUnavailable } from '../db/errors.js'
+import { RateLimitStoreUnavailableError, TooManyRequestsError } from './http-errors.js'
 
 export interface RateLimitsOptions {
   enabled: boolean
@@ -48,6 +51,8 @@ export interface RateLimitsOptions {
   now?: () => Date
   /** Where the counts live: an @fastify/rate-limit store class with `incr`, `read` and `child`. */
   store?: new (options: object) => RateLimitStore
+  /** Or in Redis (REDIS_URL), through @fastify/rate-limit's own Redis store; windows on Redis's clock. */
+  redisUrl?: string
   /** Logins slowed at once, in all; past it a login that should wait is refused (429) instead. */
   maxSlowed?: number
 }
@@ -117,6 +122,35 @@ export function memoryStore(now: () => Date, size: number): new (options: object
       return new MemoryStore()
     }
   }
+}
+
+/**
+ * A Redis client for the counts: commands fail at once while Redis is unreachable (no offline
+ * queue, one retry), so a request waits for no reconnect; reconnects go on in the background.
+ */
+async function connectRedis(app: FastifyInstance, url: string): Promise<Redis> {
+  const redis = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2_000 })
+  let reported = false
+  redis.on('error', (err: Error) => {
+    if (!reported) app.log.error({ err }, 'rate-limit store (Redis) unreachable; retrying')
+    reported = true
+  })
+  redis.on('ready', () => {
+    if (reported) app.log.info('rate-limit store (Redis) reachable again')
+    reported = false
+  })
+  app.addHook('onClose', async () => {
+    redis.disconnect()
+  })
+  const ready = await new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), 2_000)
+    redis.once('ready', () => {
+      clearTimeout(timer)
+      resolve(true)
+    })
+  })
+  if (!ready) app.log.warn('rate-limit store (Redis) not reachable at start-up; limited requests answer 503 until it is')
+  return redis
 }
 
 // ---- slowing ----
@@ -206,12 +240,25 @@ export default fp<RateLimitsOptions>(
       return
     }
     const windowMs = options.windowSeconds * 1000
+    const redis = options.redisUrl ? await connectRedis(app, options.redisUrl) : undefined
     await app.register(rateLimit, {
       global: false,
-      // Distinct keys remembered at once per limiter (least recently used dropped): bounded memory.
-      store: options.store ?? memoryStore(options.now ?? (() => new Date()), 100_000),
+      ...(redis
+        ? { redis, nameSpace: 'auth-service:rate-limit:' }
+        // Distinct keys remembered at once per limiter (least recently used dropped): bounded memory.
+        : { store: options.store ?? memoryStore(options.now ?? (() => new Date()), 100_000) }),
       timeWindow: windowMs
     })
+    /**
+     * The store could not count: the request is refused (503), not let through uncounted, so an
+     * outage never switches the guessing limits off (README, "Rate limits"). A database store's
+     * outage is the database's (503 as everywhere); anything else is the store's.
+     */
+    const storeFailed = (error: unknown): never => {
+      if (isDatabaseUnavailable(error)) throw error
+      app.log.error({ err: error }, 'rate-limit store unreachable: limited requests are refused (503) until it answers')
+      throw new RateLimitStoreUnavailableError()
+    }
     const slowdown = new Slowdown(options.maxSlowed ?? 1000)
     const slowdownMaxMs = options.slowdownMaxSeconds * 1000
 
@@ -223,8 +270,8 @@ export default fp<RateLimitsOptions>(
           ? { count: 0, retryAfter: 1 }
           : { count: Number.MAX_SAFE_INTEGER - status.remaining, retryAfter: Math.max(1, status.ttlInSeconds) }
       return {
-        hit: async (request) => countOf(await limiter(request)),
-        peek: async (request) => countOf(await limiter(request, { increment: false }))
+        hit: async (request) => countOf(await limiter(request).catch(storeFailed)),
+        peek: async (request) => countOf(await limiter(request, { increment: false }).catch(storeFailed))
       }
     }
 
