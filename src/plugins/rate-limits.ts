@@ -345,10 +345,12 @@ export default fp<RateLimitsOptions>(
           if (claimsOf(request) === undefined) return // the handler answers 401
           // A session's count is of the distinct refresh tokens presented: a token presented
           // again (a grace-window replay, N racing tabs) is not counted again, and gets the
-          // verdict its first presentation got, so repeating a refused token gains nothing.
+          // verdict its first presentation got, so repeating a refused token gains nothing. Only
+          // the first presentation counts: with a shared store the replays racing it may read
+          // the session's count before that presentation's count has landed, and must not add
+          // one of their own.
           const presented = await tokens.hit(request)
-          let rotations = presented.count === 1 ? await sessions.hit(request) : await sessions.peek(request)
-          if (rotations.count === 0) rotations = await sessions.hit(request) // a new window: counted in it
+          const rotations = presented.count === 1 ? await sessions.hit(request) : await sessions.peek(request)
           if (rotations.count > options.accountMax) refuse(reply, rotations.retryAfter)
         }
       ]
