@@ -109,8 +109,9 @@ export async function buildTestApp(t: Test, options: TestAppOptions = {}): Promi
     DATA_DIR: dataDir,
     LOG_LEVEL: 'silent',
     RATE_LIMIT: 'off',
-    // Tests fire concurrent logins for other reasons; the bound has its own test
-    // (test/routes/password-hashing-bound.test.ts), which sets it.
+    // Tests fire concurrent logins for other reasons, two files at a time; the bound has its own
+    // test (test/routes/password-hashing-bound.test.ts), which sets it.
+    PASSWORD_HASH_CONCURRENCY: '4',
     PASSWORD_HASH_QUEUE: '1000',
     SESSION_CLEANUP_INTERVAL: '0',
     JWT_PRIVATE_KEY: privateKeyPem,
