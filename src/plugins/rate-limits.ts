@@ -22,13 +22,12 @@ import { createHash } from 'node:crypto'
 import { isIPv6 } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import rateLimit from '@fastify/rate-limit'
-import type { FastifyReply, FastifyRequest, onErrorAsyncHookHandler, preHandlerAsyncHookHandler } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest, onErrorAsyncHookHandler, preHandlerAsyncHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
 import { LRUCache } from 'lru-cache'
 import type { RefreshTokenClaims } from '../auth/claims.js'
 import { clientIp } from '../client-info.js'
 import { Redis } from 'ioredis'
-import type { FastifyInstance } from 'fastify'
 import { isDatabaseUnavailable } from '../db/errors.js'
 import { RateLimitStoreUnavailableError, TooManyRequestsError } from './http-errors.js'
 
@@ -208,6 +207,11 @@ const addressOf = (request: FastifyRequest) => addressKey(clientIp(request))
 
 /** A key for a refresh token that is not the token's jti itself (counts may live in a shared store). */
 const tokenKey = (jti: string) => createHash('sha256').update(jti).digest('base64url')
+/**
+ * An account (an email, a user id) as it appears in a count's key: its SHA-256, so that the
+ * shared store (the database's rate_limit_counts, or Redis) holds no email address in clear.
+ */
+const accountKeyOf = (account: string) => createHash('sha256').update(account).digest('base64url')
 
 // ---- the plugin ----
 
@@ -299,7 +303,7 @@ export default fp<RateLimitsOptions>(
       const perAccount = counter(async (request) => {
         const account = accountKey ? await accountKey(request) : undefined
         // Requests we cannot attribute share one bucket per IP under this group.
-        return account === undefined ? `${group}:anonymous:${addressOf(request)}` : `${group}:account:${account}`
+        return account === undefined ? `${group}:anonymous:${addressOf(request)}` : `${group}:account:${accountKeyOf(account)}`
       })
       return [
         async function limitRequests(request: FastifyRequest, reply: FastifyReply): Promise<void> {
@@ -311,8 +315,8 @@ export default fp<RateLimitsOptions>(
 
     app.decorate('limitLogin', (accountOf: (request: FastifyRequest) => string) => {
       const perIp = counter((request) => `login:ip:${addressOf(request)}`)
-      const pairFailures = counter((request) => `login:failed:${addressOf(request)} ${accountOf(request)}`)
-      const accountFailures = counter((request) => `login:account-failed:${accountOf(request)}`)
+      const pairFailures = counter((request) => `login:failed:${addressOf(request)} ${accountKeyOf(accountOf(request))}`)
+      const accountFailures = counter((request) => `login:account-failed:${accountKeyOf(accountOf(request))}`)
       return {
         preHandler: [
           async function limitLogin(request: FastifyRequest, reply: FastifyReply): Promise<void> {

@@ -2,6 +2,7 @@
 // Retry-After in the standard error shape; the client IP comes from X-Forwarded-For only when
 // TRUST_PROXY says the proxy is trusted, and only when it is an IP address. Login lockout:
 // login-lockout.test.ts. The policy: docs/security.md, "Rate limits and lockout".
+import { sql } from 'kysely'
 import t from 'tap'
 import { API_PREFIX, PASSWORD, bearer, buildTestApp, countSessions, errorShape, recordVerifications, refresh, registerUser, uniqueEmail } from '../helper.js'
 
@@ -20,6 +21,18 @@ t.test('the per-IP limit counts every account from one address', async (t) => {
     statuses.push(res.statusCode)
   }
   t.same(statuses, [401, 401, 401, 401, 401, 401, 429])
+})
+
+t.test('the shared store holds no email address: the account part of every key is its SHA-256', async (t) => {
+  const { app } = await buildTestApp(t, { env: LIMITED }) // limits on: a database of its own on PostgreSQL
+  const email = uniqueEmail('keys')
+  t.equal((await app.inject({ method: 'POST', url: `${API_PREFIX}/register`, payload: { email, password: PASSWORD } })).statusCode, 201)
+  t.equal((await app.inject({ method: 'POST', url: `${API_PREFIX}/login`, payload: { email, password: 'wrong password, long enough' } })).statusCode, 401)
+  const { rows } = await sql<{ key: string }>`select key from rate_limit_counts`.execute(app.db)
+  const keys = rows.map((row) => row.key)
+  t.ok(keys.some((key) => key.includes('login:account-failed:')), `the failure was counted per account (${keys.length} keys)`)
+  const local = email.split('@')[0]
+  t.same(keys.filter((key) => key.includes(local)), [], 'no key holds the email')
 })
 
 t.test('behind a trusted proxy the client address from X-Forwarded-For is counted', async (t) => {
