@@ -2,8 +2,7 @@
 // stand-in application. The config under test is the documented file itself, with only the
 // upstream addresses, the listen address, the log and temp paths swapped for this test's own.
 // Skipped when nginx is not installed (.ci/run installs it).
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { accessSync, chmodSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -11,6 +10,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { generateSigningKeyPem } from '../../src/auth/keys.js'
+import { findNginx, replaceOnce, skipReason, startNginx, withTempPaths } from '../support/nginx.js'
 import { freePort, startServer, type ServerProcess } from '../support/server-process.js'
 import { PASSWORD, decodeJwt, uniqueEmail, type TokenPairBody } from '../helper.js'
 
@@ -19,61 +19,16 @@ const EXAMPLE = path.join(ROOT, 'docs/nginx.conf.example')
 const API = '/api/v1/auth'
 const REQUEST_TIMEOUT_MS = 10_000
 
-/** The nginx binary: on PATH, or where distributions put it (/usr/sbin is not on every PATH). */
-function findNginx(): string | undefined {
-  const dirs = [...(process.env.PATH ?? '').split(path.delimiter).filter(Boolean), '/usr/sbin', '/usr/local/sbin', '/usr/local/nginx/sbin']
-  for (const dir of dirs) {
-    const candidate = path.join(dir, 'nginx')
-    try {
-      accessSync(candidate, constants.X_OK)
-      return candidate
-    } catch {
-      // not here
-    }
-  }
-  return undefined
-}
-
-/** Why the test cannot run here, or undefined when it can. */
-function skipReason(nginx: string | undefined): string | undefined {
-  if (!nginx) return 'nginx is not installed (not on PATH, not in /usr/sbin); .ci/run installs it with apt-get'
-  const info = spawnSync(nginx, ['-V'], { encoding: 'utf8', timeout: 10_000 })
-  const text = `${info.stdout ?? ''}${info.stderr ?? ''}`
-  if (info.status !== 0) return `${nginx} -V failed: ${text.trim() || info.error?.message}`
-  if (!text.includes('http_auth_request_module')) return `${nginx} is built without ngx_http_auth_request_module`
-  return undefined
-}
-
-/** nginx -e (the startup error log) exists since 1.19.5; before it, -g error_log has to do. */
-function supportsErrorLogFlag(nginx: string): boolean {
-  const info = spawnSync(nginx, ['-v'], { encoding: 'utf8', timeout: 10_000 })
-  const match = /nginx\/(\d+)\.(\d+)\.(\d+)/.exec(`${info.stdout ?? ''}${info.stderr ?? ''}`)
-  if (!match) return false
-  const [major, minor, patch] = match.slice(1).map(Number)
-  return major > 1 || (major === 1 && (minor > 19 || (minor === 19 && patch >= 5)))
-}
-
-/** Replaces `from` (which must occur exactly once, so the doc and this test cannot drift apart). */
-function replaceOnce(text: string, from: string, to: string): string {
-  const count = text.split(from).length - 1
-  if (count !== 1) throw new Error(`docs/nginx.conf.example: expected "${from}" once, found it ${count} times`)
-  return text.replace(from, () => to)
-}
-
 /** The documented config with this test's addresses and paths. */
 function renderConfig(dir: string, ports: { nginx: number, auth: number, app: number }): string {
+  const file = 'docs/nginx.conf.example'
   let conf = readFileSync(EXAMPLE, 'utf8')
-  conf = replaceOnce(conf, 'server auth:3000;', `server 127.0.0.1:${ports.auth};`)
-  conf = replaceOnce(conf, 'server app:8080;', `server 127.0.0.1:${ports.app};`)
-  conf = replaceOnce(conf, 'listen 80;', `listen 127.0.0.1:${ports.nginx};`)
-  conf = replaceOnce(conf, 'access_log /var/log/nginx/access.log gateway;', `access_log ${dir}/access.log gateway;`)
-  conf = replaceOnce(conf, 'worker_processes auto;', 'worker_processes 1;')
-  // Temp paths default to the compiled-in /var/lib/nginx, which a non-root user cannot write.
-  const temp = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']
-    .map((name) => `    ${name}_temp_path ${dir}/${name}_temp;`)
-    .join('\n')
-  conf = replaceOnce(conf, '\nhttp {\n', `\nhttp {\n${temp}\n`)
-  return conf
+  conf = replaceOnce(conf, 'server auth:3000;', `server 127.0.0.1:${ports.auth};`, file)
+  conf = replaceOnce(conf, 'server app:8080;', `server 127.0.0.1:${ports.app};`, file)
+  conf = replaceOnce(conf, 'listen 80;', `listen 127.0.0.1:${ports.nginx};`, file)
+  conf = replaceOnce(conf, 'access_log /var/log/nginx/access.log gateway;', `access_log ${dir}/access.log gateway;`, file)
+  conf = replaceOnce(conf, 'worker_processes auto;', 'worker_processes 1;', file)
+  return withTempPaths(conf, dir, file)
 }
 
 interface Seen {
@@ -109,58 +64,6 @@ async function startApp(): Promise<{ server: Server, port: number, seen: Seen[] 
     server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port))
   })
   return { server, port, seen }
-}
-
-interface Nginx {
-  child: ChildProcess
-  output(): string
-  stop(): Promise<void>
-}
-
-async function startNginx(nginx: string, dir: string, confPath: string, url: string): Promise<Nginx> {
-  const args = ['-p', `${dir}/`, '-c', confPath]
-  if (supportsErrorLogFlag(nginx)) args.push('-e', 'stderr')
-  args.push('-g', `daemon off; pid ${dir}/nginx.pid; error_log stderr warn;`)
-  // Its own process group, so a stuck master and its workers can be killed together.
-  const child = spawn(nginx, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true })
-  let output = ''
-  child.stdout!.on('data', (chunk) => (output += chunk))
-  child.stderr!.on('data', (chunk) => (output += chunk))
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  const running = () => child.exitCode === null && child.signalCode === null
-
-  const handle: Nginx = {
-    child,
-    output: () => output,
-    async stop() {
-      if (!running()) return
-      child.kill('SIGTERM') // nginx: fast shutdown
-      const timer = setTimeout(() => {
-        try {
-          process.kill(-child.pid!, 'SIGKILL')
-        } catch {
-          // already gone
-        }
-      }, 5_000)
-      await exited
-      clearTimeout(timer)
-    }
-  }
-
-  const deadline = Date.now() + 15_000
-  while (Date.now() < deadline) {
-    if (!running()) throw new Error(`nginx exited with ${child.exitCode ?? child.signalCode}:\n${output}`)
-    try {
-      const res = await fetch(`${url}/.well-known/jwks.json`, { signal: AbortSignal.timeout(2_000) })
-      await res.arrayBuffer()
-      if (res.ok) return handle
-    } catch {
-      // not listening yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-  await handle.stop()
-  throw new Error(`nginx did not answer within 15 s:\n${output}`)
 }
 
 const nginx = findNginx()
