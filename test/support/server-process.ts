@@ -36,11 +36,13 @@ export interface StartOptions {
   /** The entry point: src/server.ts (one process) or src/cluster.ts (workers). */
   entry?: 'src/server.ts' | 'src/cluster.ts'
   readyTimeoutMs?: number
+  /** Listen on this port instead of a free one (an instance restarted where the balancer expects it). */
+  port?: number
 }
 
 export async function startServer(env: Record<string, string>, options: StartOptions = {}): Promise<ServerProcess> {
   const { entry = 'src/server.ts', readyTimeoutMs = 30_000 } = options
-  const port = await freePort()
+  const port = options.port ?? await freePort()
   const dataDir = mkdtempSync(path.join(tmpdir(), 'auth-server-'))
   // On PGlite the server opens DATA_DIR/pglite: start it from the migrated template, not initdb.
   if (!env.DATABASE_URL && entry === 'src/server.ts') await copyPgliteTemplate(pgliteDirFor(dataDir))
