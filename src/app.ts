@@ -79,6 +79,20 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     reply.header('x-request-id', request.id)
     done()
   })
+  // Graceful shutdown behind a balancer (docs/gateway.md): on close Fastify answers new requests
+  // 503 and Node closes the connections idle at that moment, but a connection whose request was
+  // in progress would stay open after its answer until the client closes it (nginx keeps its
+  // upstream connections 60 s), and close-with-grace would kill the process after its 10 s. So
+  // every answer sent once closing has begun says Connection: close, and its connection ends with it.
+  let closing = false
+  app.addHook('preClose', (done) => {
+    closing = true
+    done()
+  })
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    if (closing) reply.header('connection', 'close')
+    done(null, payload)
+  })
   // Contract: a body that is not application/json is 415. Fastify also parses text/plain by
   // default, which would turn such a body into a 400; this API takes JSON only.
   app.removeContentTypeParser('text/plain')
