@@ -16,6 +16,11 @@ export class Semaphore {
     return { active: this.active, waiting: this.waiting.length }
   }
 
+  /** Whether `run` would fail at once now: every slot taken and `queue` waiting. */
+  get full(): boolean {
+    return this.active >= this.limit && this.waiting.length >= this.queue
+  }
+
   /** Runs `work` once a slot is free; QueueFullError if `queue` are waiting already. */
   async run<T>(work: () => Promise<T>): Promise<T> {
     if (this.active < this.limit) {

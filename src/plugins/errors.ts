@@ -92,6 +92,10 @@ export interface ErrorVerdict {
   readonly message: string
 }
 
+/** Requests refused at the password-hashing bound since the last warn line about it, and when that was. */
+let shedSinceLog = 0
+let shedLoggedAt = 0
+
 /**
  * The status and safe message of `error`, logged and counted once: what every error handler of
  * the service (this one, and the OAuth endpoints' in routes/oauth.ts) starts from.
@@ -103,9 +107,16 @@ export function triageError(app: FastifyInstance, error: FastifyError, request: 
     // Nobody is left to answer: one info line, never an outage (docs/operations.md, "Database outages").
     request.log.info({ code: error.code }, 'client aborted the request')
   } else if (error instanceof PasswordHashingBusyError) {
-    // Load shedding, not a fault: the client retries after a second (docs/operations.md).
+    // Load shedding, not a fault: the client retries after a second (docs/operations.md). A
+    // flood is shed thousands of times a second: one warn line a second at most, with the count.
     app.authMetrics.passwordHashingBusy.inc()
-    request.log.warn({ code: error.code }, 'password hashing at its bound; answered 503')
+    shedSinceLog++
+    const nowMs = Date.now()
+    if (nowMs - shedLoggedAt >= 1000) {
+      request.log.warn({ code: error.code, refused: shedSinceLog }, 'password hashing at its bound; answered 503 (refused: how many since the last such line)')
+      shedSinceLog = 0
+      shedLoggedAt = nowMs
+    }
   } else if (error.code === 'AUTH_RATE_LIMIT_STORE_UNAVAILABLE') {
     // Logged where it failed (plugins/rate-limits.ts), with the store's own error.
   } else if (statusCode === 503) {

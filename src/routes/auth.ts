@@ -25,7 +25,12 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
     app.refreshTokenOf(request, (request.body as { refresh_token: string }).refresh_token)
   const revokedTokenOf = (request: FastifyRequest) => app.refreshTokenOf(request, (request.body as { token: string }).token)
 
+  // At the bound of password hashing, a registration or login is refused before its body is
+  // even parsed: a flood's refused requests must cost little (services/passwords.ts, `full`).
+  const refuseWhenHashingFull = async () => app.authContext.passwords.refuseWhenFull()
+
   app.post('/register', {
+    onRequest: refuseWhenHashingFull,
     preHandler: app.limitRequests('register', emailOf),
     schema: {
       tags: ['auth'],
@@ -40,6 +45,7 @@ const authRoutes: FastifyPluginAsyncTypebox = async (app) => {
   })
 
   app.post('/login', {
+    onRequest: refuseWhenHashingFull,
     // Failures per (email, IP) refuse, failures per email slow; a success is never counted.
     ...app.limitLogin(emailOf),
     schema: {

@@ -40,11 +40,22 @@ export interface PasswordHashingLimits {
   readonly concurrency: number
   /** Computations waiting for a slot (PASSWORD_HASH_QUEUE); one more is refused. */
   readonly queue: number
+  /**
+   * How long a refused request is held before its 503 is sent (default 1000 ms, the
+   * Retry-After it carries). A flood's connections send their next login as soon as the answer
+   * is back, and an answer at once let 20 connections send thousands a second: each costs the
+   * event loop about what a /verify does, so the refusals themselves took most of /verify's
+   * throughput (bench/README.md, "flood"). A held request costs a timer, not CPU.
+   */
+  readonly refusalDelayMs?: number
 }
+
+/** PasswordHashingLimits.refusalDelayMs's default: the Retry-After of the 503. */
+export const REFUSAL_DELAY_MS = 1000
 
 /**
  * argon2id behind a bound: at most `concurrency` computations at once and `queue` waiting, in
- * order; past that PasswordHashingBusyError (503 with Retry-After) at once. Each computation takes
+ * order; past that PasswordHashingBusyError (503 with Retry-After), held for `refusalDelayMs` first. Each computation takes
  * a core for tens of milliseconds, so a flood of logins (credential stuffing from many addresses,
  * which per-address limits do not stop) would otherwise take every core from the requests that
  * need none, `/verify` first; the default leaves one core to the event loop (docs/decisions.md,
@@ -60,6 +71,27 @@ export class PasswordHasher {
   /** Computations running and waiting now. */
   get load(): { readonly active: number, readonly waiting: number } {
     return this.slots.load
+  }
+
+  /**
+   * Whether a computation asked for now would be refused: the routes that hash check it before
+   * they do anything else (routes/auth.ts), so that a refused login costs no database lookup
+   * and no body parsing. A flood's connections send their next login as soon as the 503 is
+   * back, so what a 503 costs is what the flood takes from /verify (bench/README.md, "flood").
+   */
+  get full(): boolean {
+    return this.slots.full
+  }
+
+  /** Rejects with PasswordHashingBusyError (503 with Retry-After) when `full`, after the refusal delay. */
+  async refuseWhenFull(): Promise<void> {
+    if (this.slots.full) await this.refuse()
+  }
+
+  private async refuse(): Promise<never> {
+    const delay = this.limits.refusalDelayMs ?? REFUSAL_DELAY_MS
+    if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay))
+    throw new PasswordHashingBusyError()
   }
 
   hash(password: string): Promise<string> {
@@ -79,7 +111,7 @@ export class PasswordHasher {
     try {
       return await this.slots.run(work)
     } catch (error) {
-      if (error instanceof QueueFullError) throw new PasswordHashingBusyError()
+      if (error instanceof QueueFullError) return this.refuse()
       throw error
     }
   }
