@@ -28,8 +28,9 @@ import {
   type Downstream, type PropagationResult, type Receivers
 } from './lib/ssf.js'
 import { mixedSource, Workload } from './lib/workload.js'
+import { SCALE_SCENARIOS, ScaleScenarios } from './lib/scale.js'
 
-const TARGETS = ['verify', 'introspect', 'introspect-bearer', 'me', 'downstream', 'refresh', 'login', 'mixed', 'streams', 'logout'] as const
+const TARGETS = ['verify', 'introspect', 'introspect-bearer', 'me', 'downstream', 'refresh', 'login', 'mixed', 'streams', ...SCALE_SCENARIOS, 'logout'] as const
 /** The scenarios measured against verify and the HTTP-shape ceiling (bench/README.md). */
 const INTROSPECTIONS = ['introspect', 'introspect-bearer'] as const
 type Scenario = (typeof TARGETS)[number]
@@ -200,6 +201,8 @@ async function main(): Promise<number> {
   const benchClientIds: string[] = []
   let downstream: Downstream | undefined
   let receivers: Receivers | undefined
+  /** flood, curves, logout-all, cleanup (bench/lib/scale.ts). */
+  let scale: ScaleScenarios | undefined
   const failures: string[] = []
   const checks: Check[] = []
   const check = (name: string, ok: boolean, detail: string) => {
@@ -297,6 +300,10 @@ async function main(): Promise<number> {
     }
 
     if (db && baselines.has('jwt-pg-delete')) baselineUserId = await db.createBaselineUser(`bench-${runId}-baseline@example.com`)
+    scale = new ScaleScenarios({
+      smoke: options.smoke, key, databaseUrl: options.databaseUrl, db, runId, connections: options.connections,
+      warmup: options.warmup, duration: options.duration, service, jwt: baselines.get('jwt'), hot: workload.hot, check, note: (text) => metaNotes.push(text)
+    })
 
     // --- measuring ------------------------------------------------------------------------------
     const results = new Map<string, RoundResult[]>()
@@ -480,6 +487,8 @@ async function main(): Promise<number> {
           case 'logout':
             await logoutRound(round)
             break
+          default:
+            await scale!.run(target, round)
         }
       }
     }
@@ -874,6 +883,7 @@ async function main(): Promise<number> {
     const pooledPropagation = distribution(propagationRounds.flatMap((r) => r.delays))
     if (propagationRounds.length > 0) sections.push(propagationSection(propagationRounds, pooledPropagation, options.propagationInterval, PROBE_DELAY_MS))
     if (streamRounds.length > 0) sections.push(streamsSection(streamRounds, engine))
+    if (scale) sections.push(...scale.sections())
     for (const section of sections) {
       log('')
       log(section)
@@ -895,6 +905,7 @@ async function main(): Promise<number> {
     if (receivers?.child.running()) await receivers.stop().catch(() => undefined)
     await receivers?.child.stop(10_000)
     await downstream?.child.stop(10_000)
+    await scale?.stop()
     if (db) {
       try {
         if (!options.keepData) {

@@ -36,10 +36,10 @@ export async function freePort(): Promise<number> {
   })
 }
 
-/** Starts `node <args>` in the repository root with exactly `env` (plus PATH and HOME). */
-export function startChild(name: string, args: string[], env: Record<string, string>): Child {
+/** Starts `node <args>` in the repository root (or `cwd`) with exactly `env` (plus PATH and HOME). */
+export function startChild(name: string, args: string[], env: Record<string, string>, cwd = ROOT): Child {
   const proc = spawn(process.execPath, args, {
-    cwd: ROOT,
+    cwd,
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true

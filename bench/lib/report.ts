@@ -229,7 +229,7 @@ export function kindsTable(summary: Summary): string {
 }
 
 export function roundsTable(summaries: readonly Summary[]): string {
-  const rounds = Math.max(...summaries.map((s) => s.rounds.length))
+  const rounds = Math.max(0, ...summaries.map((s) => s.rounds.length))
   const header = ['scenario', ...Array.from({ length: rounds }, (_, i) => `round ${i + 1} req/s (p99 ms)`)]
   const lines = [`| ${header.join(' | ')} |`, `|---|${'---:|'.repeat(rounds)}`]
   for (const s of summaries) {

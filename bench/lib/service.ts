@@ -74,6 +74,13 @@ export interface ServiceOptions {
    * SERVICE_CLIENTS_FILE (the entries `npm run client -- create` prints).
    */
   readonly serviceClients?: readonly ServiceClientEntry[]
+  /**
+   * The service's own PASSWORD_HASH_QUEUE default instead of the bench's 1000 (the flood
+   * scenario measures the bound itself).
+   */
+  readonly defaultHashQueue?: boolean
+  /** Another checkout to run the service from (a git worktree of an earlier commit: before/after runs). */
+  readonly root?: string
 }
 
 export const CLUSTER_ENTRY = 'src/cluster.ts'
@@ -121,7 +128,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     RATE_LIMIT: 'off',
     // The login scenario measures how fast logins are, with more connections than the default
     // queue holds on a small machine; the bound itself (503 past it) is not what it measures.
-    PASSWORD_HASH_QUEUE: '1000',
+    ...(options.defaultHashQueue ? {} : { PASSWORD_HASH_QUEUE: '1000' }),
     JWT_ALGORITHM: options.key.algorithm,
     ...options.key.serviceEnv,
     ...(options.databaseUrl ? { DATABASE_URL: options.databaseUrl } : {}),
@@ -130,7 +137,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     ...options.env
   }
   const spawnedAt = Date.now()
-  const child = startChild('service', [...RUNTIME_FLAGS, ...(options.nodeArgs ?? []), '--import', 'tsx', entry], env)
+  const child = startChild('service', [...RUNTIME_FLAGS, ...(options.nodeArgs ?? []), '--import', 'tsx', entry], env, options.root)
   void child.exited.then(() => rmSync(dataDir, { recursive: true, force: true }))
   const url = `http://127.0.0.1:${port}`
   await waitUntilReady(child, `${url}/health/ready`, 90_000)
