@@ -19,10 +19,10 @@ import { PASSWORD, uniqueEmail } from '../helper.js'
 const API = '/api/v1/auth'
 const REQUEST_TIMEOUT_MS = 10_000
 /** Concurrent virtual users of the mixed workload, each with its own keep-alive connection. */
-const VIRTUAL_USERS = 8
+const VIRTUAL_USERS = 6
 const MIXED_SECONDS = 4
 /** Each virtual user's pause between two requests: a load that leaves the restarted instances some CPU. */
-const THINK_MS = 15
+const THINK_MS = 20
 /** Requests per cycle of a virtual user (one registration and two logins each: 3 % hashing). */
 const CYCLE = 100
 /** Logouts timed until every instance refuses the token. */

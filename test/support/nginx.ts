@@ -47,9 +47,14 @@ export function supportsErrorLogFlag(nginx: string): boolean {
  * doc and the code that runs it cannot drift apart: a changed directive fails loudly.
  */
 export function replaceOnce(text: string, from: string, to: string, file: string): string {
+  return replaceExactly(text, from, to, 1, file)
+}
+
+/** Replaces every `from`, which must occur exactly `times` times in `text` (the documented file `file`). */
+export function replaceExactly(text: string, from: string, to: string, times: number, file: string): string {
   const count = text.split(from).length - 1
-  if (count !== 1) throw new Error(`${file}: expected "${from}" once, found it ${count} times`)
-  return text.replace(from, () => to)
+  if (count !== times) throw new Error(`${file}: expected "${from}" ${times === 1 ? 'once' : `${times} times`}, found it ${count} times`)
+  return text.split(from).join(to)
 }
 
 /**
@@ -125,14 +130,15 @@ export const BALANCER_EXAMPLE = 'docs/nginx-balancer.conf.example'
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 
 /**
- * docs/nginx-balancer.conf.example with three instances' ports, nginx's own listen port, its
- * access log in `dir` (`dir`/access.log) and temp paths there; nothing else changed.
+ * docs/nginx-balancer.conf.example with three instances' ports (each listed in both upstream
+ * groups), nginx's own listen port, its access log in `dir` (`dir`/access.log) and temp paths
+ * there; nothing else changed.
  */
 export function renderBalancerConfig(dir: string, ports: { nginx: number, instances: readonly [number, number, number] }): string {
   const file = BALANCER_EXAMPLE
   let conf = readFileSync(path.join(ROOT, file), 'utf8')
   ports.instances.forEach((port, i) => {
-    conf = replaceOnce(conf, `server auth${i + 1}:3000 `, `server 127.0.0.1:${port} `, file)
+    conf = replaceExactly(conf, `server auth${i + 1}:3000 `, `server 127.0.0.1:${port} `, 2, file)
   })
   conf = replaceOnce(conf, 'listen 80;', `listen 127.0.0.1:${ports.nginx};`, file)
   conf = replaceOnce(conf, 'access_log /var/log/nginx/access.log balancer;', `access_log ${dir}/access.log balancer;`, file)
