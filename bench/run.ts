@@ -29,8 +29,9 @@ import {
 } from './lib/ssf.js'
 import { mixedSource, Workload } from './lib/workload.js'
 import { SCALE_SCENARIOS, ScaleScenarios } from './lib/scale.js'
+import { BalancerScenario, balancerSkipReason } from './lib/balancer.js'
 
-const TARGETS = ['verify', 'introspect', 'introspect-bearer', 'me', 'downstream', 'refresh', 'login', 'mixed', 'streams', ...SCALE_SCENARIOS, 'logout'] as const
+const TARGETS = ['verify', 'introspect', 'introspect-bearer', 'me', 'downstream', 'refresh', 'login', 'mixed', 'balancer', 'streams', ...SCALE_SCENARIOS, 'logout'] as const
 /** The scenarios measured against verify and the HTTP-shape ceiling (bench/README.md). */
 const INTROSPECTIONS = ['introspect', 'introspect-bearer'] as const
 type Scenario = (typeof TARGETS)[number]
@@ -203,6 +204,8 @@ async function main(): Promise<number> {
   let receivers: Receivers | undefined
   /** flood, curves, logout-all, cleanup (bench/lib/scale.ts). */
   let scale: ScaleScenarios | undefined
+  /** Three instances behind nginx (bench/lib/balancer.ts), started at its first round. */
+  let balancer: BalancerScenario | undefined
   const failures: string[] = []
   const checks: Check[] = []
   const check = (name: string, ok: boolean, detail: string) => {
@@ -479,6 +482,28 @@ async function main(): Promise<number> {
             check(`mixed round ${round}: sessions it logged out are rejected`, dead.matching === dead.checked,
               `${dead.matching}/${dead.checked} access tokens answer 401 on /verify${describeOthers(dead.others)}`)
             if (propagation) await recordPropagation(round, propagation)
+            break
+          }
+          case 'balancer': {
+            const skip = balancerSkipReason(options.databaseUrl)
+            if (skip) {
+              if (!metaNotes.includes(skip)) {
+                metaNotes.push(skip)
+                log(`note: ${skip}`)
+              }
+              break
+            }
+            balancer ??= await BalancerScenario.start({
+              databaseUrl: options.databaseUrl!, db, key, serviceEnv: serviceEnv(options), connections: options.connections,
+              duration: options.duration, warmup: options.warmup, sessions: Math.min(options.sessions, 600), users: options.users,
+              loginConcurrency: options.loginConcurrency, propagationTries: options.propagationTries,
+              propagationInterval: options.propagationInterval, runId, log
+            })
+            if (db) await vacuumQuietly(db)
+            const run = await balancer.round(round)
+            warmupTrouble('balancer', round, run.warmupStats)
+            record('balancer', run.result)
+            for (const c of run.checks) check(c.name, c.ok, c.detail)
             break
           }
           case 'streams':
@@ -884,6 +909,7 @@ async function main(): Promise<number> {
     if (propagationRounds.length > 0) sections.push(propagationSection(propagationRounds, pooledPropagation, options.propagationInterval, PROBE_DELAY_MS))
     if (streamRounds.length > 0) sections.push(streamsSection(streamRounds, engine))
     if (scale) sections.push(...scale.sections())
+    if (balancer) sections.push(balancer.section())
     for (const section of sections) {
       log('')
       log(section)
@@ -906,6 +932,7 @@ async function main(): Promise<number> {
     await receivers?.child.stop(10_000)
     await downstream?.child.stop(10_000)
     await scale?.stop()
+    await balancer?.stop().catch((err) => log(`warning: stopping the balancer scenario: ${(err as Error).message}`))
     if (db) {
       try {
         if (!options.keepData) {
