@@ -1,6 +1,6 @@
 // On SIGTERM the server stops accepting, finishes every request it accepted, closes the
 // database and the notification connection, and exits 0.
-import { request as httpRequest } from 'node:http'
+import { Agent, request as httpRequest } from 'node:http'
 import t from 'tap'
 import { generateSigningKeyPem } from '../../src/auth/keys.js'
 import { PASSWORD, uniqueEmail } from '../helper.js'
@@ -91,4 +91,55 @@ t.test('SIGTERM during a burst: every accepted request gets a full answer, then 
 
   const after = await post(server.url, '/api/v1/auth/login', { email, password: PASSWORD }, () => {})
   t.equal(after.error, 'ECONNREFUSED', 'nothing is accepted after exit')
+})
+
+t.test('SIGTERM with keep-alive connections in use: their answers close them, and the process exits at once', async (t) => {
+  const databaseUrl = process.env.TEST_DATABASE_URL
+  const server = await startServer({
+    JWT_PRIVATE_KEY: generateSigningKeyPem('EdDSA'),
+    ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {})
+  })
+  t.teardown(() => server.stop(2_000))
+  const email = uniqueEmail('shutdown-keepalive')
+  const registered = await fetch(`${server.url}/api/v1/auth/register`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email, password: PASSWORD })
+  })
+  t.equal(registered.status, 201)
+
+  // As a balancer holds them: keep-alive connections that stay open after their answers. A
+  // connection whose request was in flight at SIGTERM used to stay open after it, until
+  // close-with-grace killed the process after 10 s with exit 1.
+  const agent = new Agent({ keepAlive: true, maxSockets: 8 })
+  t.teardown(() => agent.destroy())
+  const login = () => new Promise<{ status?: number, connection?: string, error?: string }>((resolve) => {
+    const body = JSON.stringify({ email, password: PASSWORD })
+    const req = httpRequest(`${server.url}/api/v1/auth/login`, {
+      method: 'POST',
+      agent,
+      headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }
+    }, (res) => {
+      res.resume()
+      res.on('end', () => resolve({ status: res.statusCode, connection: res.headers.connection }))
+    })
+    req.on('error', (err) => resolve({ error: (err as NodeJS.ErrnoException).code ?? err.message }))
+    req.end(body)
+  })
+  // The connections are open and idle-able first, then a burst is in flight on them at SIGTERM.
+  await Promise.all(Array.from({ length: 8 }, login))
+  const burst = Array.from({ length: 8 }, login)
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  const signalled = performance.now()
+  const exited = server.stop(15_000)
+  const outcomes = await Promise.all(burst)
+  const code = await exited
+  const seconds = (performance.now() - signalled) / 1000
+  t.comment(`exited ${seconds.toFixed(1)} s after SIGTERM; answers: ${outcomes.map((o) => o.status ?? o.error).join(', ')}`)
+  // Answers sent before the signal was handled keep their connection; it is idle then, and closed.
+  const closing = outcomes.filter((o) => o.connection === 'close').length
+  t.ok(closing > 0, `answers sent while closing close their connection (${closing} of ${outcomes.length})`)
+  t.equal(outcomes.filter((o) => o.status === undefined).length, 0, 'every request of the burst was answered')
+  t.equal(code, 0, 'exit code 0')
+  t.ok(seconds < 8, `exited before close-with-grace's 10 s (${seconds.toFixed(1)} s)`)
 })
