@@ -1,10 +1,14 @@
+import { execFile } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { PGlite } from '@electric-sql/pglite'
 import { Kysely, PostgresDialect } from 'kysely'
 import { PGliteDialect } from 'kysely-pglite-dialect'
 import pg from 'pg'
 import { isReadOnlyRefusal } from './errors.js'
+import { PGLITE_START_PARAMS } from './pglite-settings.js'
 import { usePreparedStatements, type StatementNaming } from './prepared-statements.js'
 import type { Database } from './types.js'
 
@@ -64,8 +68,11 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
   }
 
   const dataDir = options.pgliteDir
-  if (!dataDir.startsWith('memory://')) await mkdir(dataDir, { recursive: true })
-  const pglite = await PGlite.create(dataDir)
+  if (!dataDir.startsWith('memory://')) {
+    await mkdir(dataDir, { recursive: true })
+    if (!existsSync(path.join(dataDir, 'PG_VERSION'))) await initialisePglite(dataDir)
+  }
+  const pglite = await PGlite.create(dataDir, { startParams: [...PGLITE_START_PARAMS] })
   const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) })
   return {
     db,
@@ -76,6 +83,25 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
       if (!pglite.closed) await db.destroy()
     }
   }
+}
+
+/**
+ * initdb on a new data directory, in a child process (db/pglite-initdb.ts): the memory PGlite's
+ * initdb takes (a second WebAssembly instance, never returned while this process lives) goes
+ * with it. Bounded: a minute and a half, several times what it takes on a busy 2-core machine.
+ */
+async function initialisePglite(dataDir: string): Promise<void> {
+  const self = import.meta.url
+  // Under tsx (npm start) this file is src/db/database.ts; compiled, dist/src/db/database.js.
+  const typescript = self.endsWith('.ts')
+  const script = fileURLToPath(new URL(typescript ? './pglite-initdb.ts' : './pglite-initdb.js', self))
+  const args = typescript ? ['--import', import.meta.resolve('tsx'), script, dataDir] : [script, dataDir]
+  await new Promise<void>((resolve, reject) => {
+    execFile(process.execPath, args, { timeout: 90_000, maxBuffer: 16 * 1024 * 1024 }, (error, _stdout, stderr) => {
+      if (error) reject(new Error(`initialising the embedded database in ${dataDir} failed: ${stderr.trim().split('\n').slice(-5).join(' ') || error.message}`))
+      else resolve()
+    })
+  })
 }
 
 type Query = (...args: unknown[]) => unknown

@@ -1,0 +1,15 @@
+// Run as a child process by openDatabase (db/database.ts) on a data directory without a database:
+// initialises it and exits. In the service's own process initdb left its peak behind: PGlite runs
+// initdb in a second WebAssembly instance, and a WebAssembly memory never shrinks and is freed only
+// when collected, so a first start held about twice the memory of a restart on the same directory.
+// Here that memory goes with the process; the service then opens the directory as on a restart.
+import { PGlite } from '@electric-sql/pglite'
+import { PGLITE_START_PARAMS } from './pglite-settings.js'
+
+const dataDir = process.argv[2]
+if (!dataDir) {
+  console.error('usage: pglite-initdb <data directory>')
+  process.exit(2)
+}
+const pglite = await PGlite.create(dataDir, { startParams: [...PGLITE_START_PARAMS] })
+await pglite.close()
