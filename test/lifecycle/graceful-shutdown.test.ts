@@ -128,8 +128,9 @@ t.test('SIGTERM with keep-alive connections in use: their answers close them, an
   })
   // The connections are open and idle-able first, then a burst is in flight on them at SIGTERM.
   await Promise.all(Array.from({ length: 8 }, login))
+  // One login per connection (argon2id, four at a time): some are still in progress when closing begins.
   const burst = Array.from({ length: 8 }, login)
-  await new Promise((resolve) => setTimeout(resolve, 20))
+  await new Promise((resolve) => setTimeout(resolve, 10))
   const signalled = performance.now()
   const exited = server.stop(15_000)
   const outcomes = await Promise.all(burst)
