@@ -58,6 +58,10 @@ const EnvSchema = Type.Object({
   /** The rate-limit counts in Redis instead of the service's database. */
   REDIS_URL: Type.Optional(Type.String({ minLength: 1 })),
 
+  // Kept after measuring (docs/scaling.md, "Cost curves of one instance"): about 940 bytes of
+  // heap per verified token and 190 per session; past 10,000 tokens /verify still costs less
+  // than a bare signature check, and a liveness entry only helps a session that comes back
+  // within SESSION_CACHE_TTL, so more entries would mostly hold answers that expire unread.
   TOKEN_CACHE_SIZE: Type.Integer({ default: 10_000, minimum: 0 }),
   SESSION_CACHE_SIZE: Type.Integer({ default: 100_000, minimum: 0 }),
   SESSION_CACHE_TTL: Type.Integer({ default: 30, minimum: 0 }),
