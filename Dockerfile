@@ -50,8 +50,8 @@ ENV NODE_ENV=production
 WORKDIR /app
 # package.json stays in the image: its "type": "module" makes Node load dist/**/*.js as ESM.
 COPY package.json package-lock.json ./
-# tsx is listed under dependencies but the compiled server does not use it (it only serves
-# `npm start` / `npm run migrate` on the TypeScript sources); it is installed here regardless.
+# tsx and esbuild are listed under dependencies but the compiled server does not use them (they
+# serve `npm start`'s transpile step and `npm run migrate` on the sources); installed regardless.
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
 
