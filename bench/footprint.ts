@@ -14,7 +14,8 @@
 //
 // Options (environment): FOOTPRINT_SET (default | breakdown), FOOTPRINT_REST (seconds, 5),
 // FOOTPRINT_ROUNDS (1; medians of alternating rounds), FOOTPRINT_BASE (a git ref, run from a copy
-// of its tree under the OS temp directory with this checkout's node_modules), FOOTPRINT_JSON (a
+// of its tree under the OS temp directory with this checkout's node_modules; or a directory holding
+// such a tree), FOOTPRINT_JSON (a
 // file for the raw samples), FOOTPRINT_ONLY (comma-separated variant labels), FOOTPRINT_ENGINES
 // (fresh,reused,postgres; postgres only with DATABASE_URL), FOOTPRINT_VARIANTS (more variants:
 // `label|tsx or dist|node flags|KEY=value ...`, ';'-separated).
@@ -204,6 +205,8 @@ function startChildIn(root: string, name: string, args: string[], env: Record<st
 
 /** A copy of `ref`'s tree (git archive) with this checkout's node_modules. */
 function checkout(ref: string): string {
+  // A directory holding a tree already (a copy made elsewhere) is used as it is.
+  if (existsSync(path.join(ref, 'package.json'))) return path.resolve(ref)
   const commit = execFileSync('git', ['rev-parse', '--short', ref], { cwd: ROOT, encoding: 'utf8' }).trim()
   const dir = path.join(tmpdir(), `auth-footprint-${commit}`)
   if (!existsSync(path.join(dir, 'package.json'))) {
