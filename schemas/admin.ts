@@ -7,6 +7,7 @@ export const AdminUserSchema = Type.Object(
     id: UuidSchema,
     email: Type.String(),
     display_name: Nullable(Type.String()),
+    email_verified: Type.Boolean(),
     created_at: TimestampSchema,
     disabled: Type.Boolean({ description: 'Disabled users can neither log in nor refresh' })
   },

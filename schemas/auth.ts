@@ -65,6 +65,7 @@ export const UserSchema = Type.Object(
     id: UuidSchema,
     email: Type.String(),
     display_name: Nullable(Type.String()),
+    email_verified: Type.Boolean({ description: 'Whether the owner proved the address (POST /email/verify, or a password reset by mail)' }),
     created_at: TimestampSchema
   },
   { $id: 'User', title: 'User' }

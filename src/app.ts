@@ -16,6 +16,7 @@ import metricsPlugin, { metricsRoute } from './plugins/metrics.js'
 import rateLimitsPlugin from './plugins/rate-limits.js'
 import { databaseStore } from './plugins/rate-limit-stores.js'
 import housekeepingPlugin from './plugins/housekeeping.js'
+import recoveryPlugin from './plugins/recovery.js'
 import securityHeadersPlugin from './plugins/security-headers.js'
 import swaggerPlugin, { docsRoutes } from './plugins/swagger.js'
 import { buildInternalApp } from './internal.js'
@@ -28,6 +29,7 @@ import verifyRoutes from './routes/verify.js'
 import wellKnownRoutes from './routes/well-known.js'
 import adminRoutes from './routes/admin.js'
 import oauthRoutes from './routes/oauth.js'
+import recoveryRoutes from './routes/recovery.js'
 import serviceClientsPlugin from './plugins/service-clients.js'
 import ssfPlugin from './ssf/plugin.js'
 import ssfRoutes from './routes/ssf.js'
@@ -127,7 +129,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     keyMaterial: config.keys,
     keyRingOptions: { dataDir: config.dataDir, isProduction: config.isProduction },
     tokenSettings: config.tokens,
-    sessionSettings: config.tokens,
+    sessionSettings: { ...config.tokens, requireVerifiedEmail: config.recovery.requireVerifiedEmail },
     passwordHashing: config.passwordHashing,
     verifiedCacheSize: config.tokens.verifiedCacheSize,
     now,
@@ -160,6 +162,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     // One count for every instance: in the database they share, or in Redis.
     ...(config.rateLimit.redisUrl ? { redisUrl: config.rateLimit.redisUrl } : { store: databaseStore(app.db, now) })
   })
+  // Password reset and email verification by mail (RECOVERY; docs/recovery.md).
+  if (config.recovery.enabled) await app.register(recoveryPlugin, { settings: config.recovery, now })
   await app.register(swaggerPlugin)
   // GET /metrics and /docs on this listener, the internal one (app.internal) or nowhere.
   if (config.metrics === 'public') metricsRoute(app, app.metricsRegistry)
@@ -176,6 +180,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
     await api.register(meRoutes)
     await api.register(sessionRoutes)
     await api.register(verifyRoutes)
+    if (config.recovery.enabled) await api.register(recoveryRoutes)
     await api.register(oauthRoutes, { userTokensClientId: config.tokens.clientId })
     await api.register(adminRoutes, { prefix: '/admin' })
     await api.register(ssfRoutes, { prefix: '/ssf' })

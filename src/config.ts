@@ -75,7 +75,20 @@ const EnvSchema = Type.Object({
   PG_POOL_SIZE: Type.Integer({ default: 10, minimum: 1 }),
   /** Default: the cores less one (at least 1); see passwordHashing in loadConfig. */
   PASSWORD_HASH_CONCURRENCY: Type.Optional(Type.Integer({ minimum: 1 })),
-  PASSWORD_HASH_QUEUE: Type.Optional(Type.Integer({ minimum: 0 }))
+  PASSWORD_HASH_QUEUE: Type.Optional(Type.Integer({ minimum: 0 })),
+
+  /** Password reset and email verification by mail (docs/recovery.md); default: on, in production only with SMTP_URL. */
+  RECOVERY: Type.Optional(Type.Union([Type.Literal('on'), Type.Literal('off')])),
+  REQUIRE_VERIFIED_EMAIL: Type.Union([Type.Literal('true'), Type.Literal('false')], { default: 'false' }),
+  SMTP_URL: Type.Optional(Type.String({ minLength: 1 })),
+  MAIL_FROM: Type.String({ default: 'auth-service <no-reply@localhost>', minLength: 3 }),
+  PASSWORD_RESET_URL: Type.Optional(Type.String({ minLength: 1 })),
+  EMAIL_VERIFICATION_URL: Type.Optional(Type.String({ minLength: 1 })),
+  PASSWORD_RESET_TTL: Type.String({ default: '30m' }),
+  EMAIL_VERIFICATION_TTL: Type.String({ default: '24h' }),
+  MAIL_POLL_INTERVAL: Type.String({ default: '5s' }),
+  MAIL_RETRY_BASE: Type.String({ default: '5s' }),
+  MAIL_MAX_ATTEMPTS: Type.Integer({ default: 10, minimum: 1, maximum: 100 })
 })
 type Env = Static<typeof EnvSchema>
 
@@ -176,6 +189,30 @@ export interface Config {
   readonly pgPoolSize: number
   /** argon2id computations at once and waiting (services/passwords.ts, PasswordHasher). */
   readonly passwordHashing: PasswordHashingLimits
+  /** Password reset and email verification by mail (docs/recovery.md). */
+  readonly recovery: RecoverySettings
+}
+
+export interface RecoverySettings {
+  /** RECOVERY: the four recovery endpoints and the mail sender exist. */
+  readonly enabled: boolean
+  /** REQUIRE_VERIFIED_EMAIL: login of an unverified account answers 403 AUTH_EMAIL_NOT_VERIFIED. */
+  readonly requireVerifiedEmail: boolean
+  /** SMTP_URL (nodemailer's smtp:// or smtps:// URL); undefined: mails are written to the log (not in production). */
+  readonly smtpUrl: string | undefined
+  readonly mailFrom: string
+  /** Link templates with `{token}` (PASSWORD_RESET_URL, EMAIL_VERIFICATION_URL). */
+  readonly passwordResetUrl: string
+  readonly emailVerificationUrl: string
+  /** Seconds a token is valid. */
+  readonly passwordResetTtl: number
+  readonly emailVerificationTtl: number
+  /** Seconds between the sender's looks at the outbox (a request also wakes it at once). */
+  readonly pollInterval: number
+  /** Seconds before the first retry of a failed send; doubled per attempt, at most 15 minutes. */
+  readonly retryBase: number
+  /** Attempts after which a mail is given up (state `failed`, logged at error and counted). */
+  readonly maxAttempts: number
 }
 
 export class ConfigError extends Error {
@@ -251,6 +288,46 @@ function parseAllowedOrigins(value: string, isProduction: boolean): string[] {
 function passwordHashingLimits(concurrency: number | undefined, queue: number | undefined): PasswordHashingLimits {
   const slots = concurrency ?? Math.max(1, availableParallelism() - 1)
   return { concurrency: slots, queue: queue ?? 8 * slots }
+}
+
+/** A link template: an absolute http(s) URL with `{token}` in it. */
+function parseLinkTemplate(name: string, value: string): string {
+  if (!value.includes('{token}')) throw new ConfigError(`${name} must contain {token} (got "${value}")`)
+  let url: URL
+  try {
+    url = new URL(value.replaceAll('{token}', 'x'))
+  } catch {
+    throw new ConfigError(`${name} must be an absolute http or https URL with {token} in it (got "${value}")`)
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`${name} must be an http or https URL (got "${value}")`)
+  return value
+}
+
+function recoverySettings(env: Env, isProduction: boolean): RecoverySettings {
+  // In production recovery needs a mail server: on by default only when SMTP_URL is set.
+  const enabled = (env.RECOVERY ?? (isProduction && !env.SMTP_URL ? 'off' : 'on')) === 'on'
+  const requireVerifiedEmail = env.REQUIRE_VERIFIED_EMAIL === 'true'
+  if (requireVerifiedEmail && !enabled) throw new ConfigError('REQUIRE_VERIFIED_EMAIL=true needs RECOVERY=on: nobody could verify an address')
+  if (enabled && isProduction) {
+    if (!env.SMTP_URL) throw new ConfigError('RECOVERY=on in production needs SMTP_URL (or set RECOVERY=off)')
+    if (!env.PASSWORD_RESET_URL || !env.EMAIL_VERIFICATION_URL) {
+      throw new ConfigError('RECOVERY=on in production needs PASSWORD_RESET_URL and EMAIL_VERIFICATION_URL (the front end\'s pages, with {token})')
+    }
+  }
+  if (env.SMTP_URL && !/^smtps?:\/\//.test(env.SMTP_URL)) throw new ConfigError('SMTP_URL must be an smtp:// or smtps:// URL')
+  return Object.freeze({
+    enabled,
+    requireVerifiedEmail,
+    smtpUrl: env.SMTP_URL,
+    mailFrom: env.MAIL_FROM,
+    passwordResetUrl: parseLinkTemplate('PASSWORD_RESET_URL', env.PASSWORD_RESET_URL ?? 'http://localhost:8080/reset-password#token={token}'),
+    emailVerificationUrl: parseLinkTemplate('EMAIL_VERIFICATION_URL', env.EMAIL_VERIFICATION_URL ?? 'http://localhost:8080/verify-email#token={token}'),
+    passwordResetTtl: parsePositiveDuration('PASSWORD_RESET_TTL', env.PASSWORD_RESET_TTL),
+    emailVerificationTtl: parsePositiveDuration('EMAIL_VERIFICATION_TTL', env.EMAIL_VERIFICATION_TTL),
+    pollInterval: parsePositiveDuration('MAIL_POLL_INTERVAL', env.MAIL_POLL_INTERVAL),
+    retryBase: parsePositiveDuration('MAIL_RETRY_BASE', env.MAIL_RETRY_BASE),
+    maxAttempts: env.MAIL_MAX_ATTEMPTS
+  })
 }
 
 function parseTrustProxy(value: string): boolean | number | string {
@@ -360,6 +437,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       maxStreamsPerClient: env.SSF_MAX_STREAMS_PER_CLIENT
     }),
     pgPoolSize: env.PG_POOL_SIZE,
-    passwordHashing: Object.freeze(passwordHashingLimits(env.PASSWORD_HASH_CONCURRENCY, env.PASSWORD_HASH_QUEUE))
+    passwordHashing: Object.freeze(passwordHashingLimits(env.PASSWORD_HASH_CONCURRENCY, env.PASSWORD_HASH_QUEUE)),
+    recovery: recoverySettings(env, isProduction)
   })
 }

@@ -31,6 +31,9 @@ export interface TestContext {
   privateKeyPem: string
   /** Whether the suite runs on PostgreSQL (TEST_DATABASE_URL) rather than PGlite. */
   onPostgres: boolean
+  /** The app's DATA_DIR (its PGlite database is pgliteDirFor(dataDir)) and DATABASE_URL, if any. */
+  dataDir: string
+  databaseUrl: string | undefined
 }
 
 export interface TestAppOptions {
@@ -132,7 +135,7 @@ export async function buildTestApp(t: Test, options: TestAppOptions = {}): Promi
     await app.close()
     rmSync(dataDir, { recursive: true, force: true })
   })
-  return { app, clock, privateKeyPem, onPostgres: Boolean(databaseUrl) }
+  return { app, clock, privateKeyPem, onPostgres: Boolean(databaseUrl), dataDir, databaseUrl }
 }
 
 /**
@@ -169,7 +172,7 @@ export function uniqueEmail(label = 'user'): string {
 export const PASSWORD = 'correct horse battery staple'
 
 export interface TokenPairBody {
-  user: { id: string, email: string, display_name: string | null, created_at: string }
+  user: { id: string, email: string, display_name: string | null, email_verified: boolean, created_at: string }
   access_token: string
   refresh_token: string
   token_type: 'Bearer'

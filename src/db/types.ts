@@ -11,6 +11,8 @@ export interface UsersTable {
   display_name: string | null
   /** Set by an administrator: no login and no refresh until enabled again. */
   disabled: ColumnType<boolean, boolean | undefined, boolean>
+  /** Set when the owner proved the address (POST /email/verify, or a password reset by mail). */
+  email_verified: ColumnType<boolean, boolean | undefined, boolean>
   created_at: Timestamp
   updated_at: Timestamp
 }
@@ -47,6 +49,10 @@ export type AuthEventKind =
   | 'admin_sessions_listed'
   | 'user_disabled'
   | 'user_enabled'
+  | 'password_reset_requested'
+  | 'password_reset'
+  | 'email_verification_requested'
+  | 'email_verified'
 
 export interface AuthEventsTable {
   id: ColumnType<number, never, never>
@@ -124,6 +130,42 @@ export interface RateLimitCountsTable {
   expires_at: Date
 }
 
+export type RecoveryTokenKind = 'password_reset' | 'email_verification'
+
+/** A password-reset or email-verification token, as its SHA-256 only (migrations/…_account_recovery.ts). */
+export interface RecoveryTokensTable {
+  id: string
+  user_id: string
+  kind: RecoveryTokenKind
+  /** SHA-256 (base64url) of the token; the token itself is never stored. */
+  token_hash: string
+  /** The address it was mailed to: a verification token proves only that one. */
+  email: string
+  created_at: Date
+  expires_at: Date
+  used_at: Date | null
+  /** A newer request of the same kind replaced it. */
+  superseded_at: Date | null
+}
+
+export type MailState = 'requested' | 'pending' | 'sent' | 'failed' | 'cancelled'
+
+/** A mail to send (src/mail/outbox.ts). */
+export interface MailOutboxTable {
+  id: ColumnType<string, never, never>
+  kind: RecoveryTokenKind
+  state: MailState
+  email: string
+  token_id: string | null
+  /** The token sealed for the sender (src/mail/seal.ts); null once sent, failed or cancelled. */
+  sealed_token: string | null
+  created_at: Date
+  next_attempt_at: Date
+  attempts: ColumnType<number, number | undefined, number>
+  last_error: string | null
+  sent_at: Date | null
+}
+
 export interface Database {
   users: UsersTable
   user_sessions: UserSessionsTable
@@ -133,6 +175,8 @@ export interface Database {
   ssf_stream_acks: SsfStreamAcksTable
   ssf_verifications: SsfVerificationsTable
   rate_limit_counts: RateLimitCountsTable
+  recovery_tokens: RecoveryTokensTable
+  mail_outbox: MailOutboxTable
 }
 
 export type UserRow = Selectable<UsersTable>

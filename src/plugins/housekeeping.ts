@@ -1,6 +1,7 @@
 // Periodic housekeeping, every SESSION_CLEANUP_INTERVAL: deletes expired sessions, audit events
 // older than AUDIT_RETENTION, Shared Signals events older than SSF_EVENT_RETENTION and poll
-// streams not polled for SSF_STREAM_IDLE_TTL and ended rate-limit windows, in bounded batches so one run never holds long locks or
+// streams not polled for SSF_STREAM_IDLE_TTL, ended rate-limit windows and expired recovery
+// tokens (their mails with them), in bounded batches so one run never holds long locks or
 // a huge transaction. Expired sessions are already refused everywhere (the liveness check
 // compares expires_at); this only keeps the tables small. Every instance runs it; concurrent
 // runs skip each other's rows (SKIP LOCKED).
@@ -10,6 +11,7 @@ import { deleteSecurityEventsBefore } from '../repositories/security-events.js'
 import { deleteExpiredSessions } from '../repositories/sessions.js'
 import { deleteIdlePollStreams } from '../repositories/ssf-streams.js'
 import { deleteExpiredWindows } from '../repositories/rate-limit-counts.js'
+import { deleteTokensExpiredBefore } from '../repositories/recovery-tokens.js'
 
 export interface HousekeepingOptions {
   now: () => Date
@@ -30,6 +32,8 @@ export interface HousekeepingResult {
   securityEvents: number
   idleStreams: number
   rateLimitWindows: number
+  /** Expired password-reset and verification tokens, with their outbox rows. */
+  recoveryTokens: number
 }
 
 declare module 'fastify' {
@@ -64,7 +68,8 @@ export default fp<HousekeepingOptions>(
       const idleCutoff = new Date(at.getTime() - ssfStreamIdleSeconds * 1000)
       const idleStreams = ssfStreamIdleSeconds > 0 ? await inBatches(batchSize, (limit) => deleteIdlePollStreams(app.db, idleCutoff, limit)) : 0
       const rateLimitWindows = await inBatches(batchSize, (limit) => deleteExpiredWindows(app.db, at, limit))
-      return { expiredSessions, auditEvents, securityEvents, idleStreams, rateLimitWindows }
+      const recoveryTokens = await inBatches(batchSize, (limit) => deleteTokensExpiredBefore(app.db, at, limit))
+      return { expiredSessions, auditEvents, securityEvents, idleStreams, rateLimitWindows, recoveryTokens }
     }
 
     function runOnce(): Promise<HousekeepingResult> {

@@ -1,6 +1,6 @@
 // The Shared Signals event log (migrations/…_security_events.ts, docs/ssf.md): what the
 // transmitter delivers. Rows are written by the statements that end sessions
-// (repositories/sessions.ts) and by a password change; nothing else writes here.
+// (repositories/sessions.ts) and by a password change or reset; nothing else writes here.
 import type { AuditFacts } from './auth-events.js'
 import type { Executor } from './executor.js'
 
@@ -29,6 +29,7 @@ export function revocationCauseOf(facts: AuditFacts): RevocationCause {
       return { initiatingEntity: 'user', reason: 'session deleted' }
     case 'logout':
       if (scope === 'password_change') return { initiatingEntity: 'user', reason: 'password change' }
+      if (scope === 'password_reset') return { initiatingEntity: 'user', reason: 'password reset' }
       if (scope === 'user_disabled') return { initiatingEntity: 'admin', reason: 'user disabled' }
       if (scope === 'admin_all' || scope === 'admin_one') return { initiatingEntity: 'admin', reason: 'ended by an administrator' }
       return { initiatingEntity: 'user', reason: 'logout' }

@@ -9,6 +9,7 @@ export type RotatedSession = Pick<SessionRow, 'id' | 'user_id' | 'rotated_at' | 
 export interface RotatedSessionWithUser extends RotatedSession {
   email: string
   display_name: string | null
+  email_verified: boolean
   user_created_at: Date
 }
 
@@ -16,7 +17,7 @@ export interface RotatedSessionWithUser extends RotatedSession {
 // refresh is one round trip. Every column is qualified (both tables have `id`).
 const ROTATION_RETURNING = `
   returning user_sessions.id, user_sessions.user_id, user_sessions.rotated_at, user_sessions.expires_at,
-            users.email, users.display_name, users.created_at as user_created_at`
+            users.email, users.display_name, users.email_verified, users.created_at as user_created_at`
 
 // The hot-path statements, built once: fixed texts, values always as parameters (runStatement).
 // Only for a user who is not disabled. `for key share` (the lock the foreign key check takes

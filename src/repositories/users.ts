@@ -1,14 +1,14 @@
 import type { NewUserRow, UserRow } from '../db/types.js'
 import { runStatement, type Executor } from './executor.js'
 
-export type PublicUser = Pick<UserRow, 'id' | 'email' | 'display_name' | 'created_at'>
+export type PublicUser = Pick<UserRow, 'id' | 'email' | 'display_name' | 'email_verified' | 'created_at'>
 /** A user as the admin endpoints show it. */
 export type AdminUser = PublicUser & Pick<UserRow, 'disabled'>
 
-const PUBLIC_COLUMNS = ['id', 'email', 'display_name', 'created_at'] as const
+const PUBLIC_COLUMNS = ['id', 'email', 'display_name', 'email_verified', 'created_at'] as const
 
 // Login's and GET /me's lookups: hot paths, so fixed statements run by runStatement.
-const FIND_USER_BY_EMAIL = 'select id, email, password_hash, display_name, disabled, created_at, updated_at from users where email = $1'
+const FIND_USER_BY_EMAIL = 'select id, email, password_hash, display_name, disabled, email_verified, created_at, updated_at from users where email = $1'
 const FIND_PUBLIC_USER_BY_ID = `select ${PUBLIC_COLUMNS.join(', ')} from users where id = $1`
 
 export async function insertUser(db: Executor, user: NewUserRow): Promise<PublicUser> {
@@ -29,8 +29,24 @@ export async function findPublicUserById(db: Executor, id: string): Promise<Publ
   return rows[0]
 }
 
-export async function updatePasswordHash(db: Executor, id: string, passwordHash: string, now: Date): Promise<void> {
-  await db.updateTable('users').set({ password_hash: passwordHash, updated_at: now }).where('id', '=', id).execute()
+export async function updatePasswordHash(db: Executor, id: string, passwordHash: string, now: Date, options: { verifyEmail?: boolean } = {}): Promise<void> {
+  await db
+    .updateTable('users')
+    .set({ password_hash: passwordHash, updated_at: now, ...(options.verifyEmail ? { email_verified: true } : {}) })
+    .where('id', '=', id)
+    .execute()
+}
+
+/** Marks the address verified, if it is still `email` (false: the user or the address is gone). */
+export async function markEmailVerified(db: Executor, id: string, email: string, now: Date): Promise<boolean> {
+  const rows = await db
+    .updateTable('users')
+    .set({ email_verified: true, updated_at: now })
+    .where('id', '=', id)
+    .where('email', '=', email)
+    .returning('id')
+    .execute()
+  return rows.length > 0
 }
 
 const ADMIN_COLUMNS = [...PUBLIC_COLUMNS, 'disabled'] as const

@@ -12,7 +12,7 @@ import {
 } from '../repositories/users.js'
 import { auditFacts, type AuthContext, type Caller, type ClientInfo } from './context.js'
 import { isUniqueViolation } from '../db/errors.js'
-import { EmailTakenError, InvalidCredentialsError, SessionEndedError, WrongPasswordError } from './errors.js'
+import { EmailNotVerifiedError, EmailTakenError, InvalidCredentialsError, SessionEndedError, WrongPasswordError } from './errors.js'
 import { assertPasswordAllowed } from './password-policy.js'
 import { startSession, type TokenPair } from './sessions.js'
 
@@ -71,8 +71,15 @@ export async function login(ctx: AuthContext, credentials: Credentials, client: 
     ctx.recorded(event)
     throw new InvalidCredentialsError()
   }
-  const { id, display_name, created_at } = user
-  return startSession(ctx, ctx.db, { id, email: user.email, display_name, created_at }, client, 'login')
+  // Only after the password check: without the password nobody learns whether an address is verified.
+  if (ctx.settings.requireVerifiedEmail && !user.email_verified) {
+    const event = { ...auditFacts(ctx, 'login_failed', client, { email, reason: 'email_not_verified' }), userId: user.id, sessionId: null }
+    await insertAuthEvent(ctx.db, event)
+    ctx.recorded(event)
+    throw new EmailNotVerifiedError()
+  }
+  const { id, display_name, email_verified, created_at } = user
+  return startSession(ctx, ctx.db, { id, email: user.email, display_name, email_verified, created_at }, client, 'login')
 }
 
 export async function getProfile(ctx: AuthContext, caller: Caller): Promise<PublicUser> {

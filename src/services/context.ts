@@ -11,6 +11,8 @@ export interface SessionSettings {
   readonly refreshTtl: number
   /** Seconds in which a just-rotated refresh token is answered idempotently (0: every reuse is theft). */
   readonly reuseGrace: number
+  /** REQUIRE_VERIFIED_EMAIL: the right password of an unverified account answers 403 AUTH_EMAIL_NOT_VERIFIED. */
+  readonly requireVerifiedEmail?: boolean
 }
 
 /** Everything a service function needs, passed in explicitly (no framework, injectable clock). */

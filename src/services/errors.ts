@@ -14,7 +14,10 @@ const MESSAGES = {
   AUTH_SESSION_NOT_FOUND: 'Session not found',
   AUTH_WEAK_PASSWORD: 'The password does not meet the password policy',
   AUTH_USER_NOT_FOUND: 'User not found',
-  AUTH_BUSY: 'Too many password checks in progress'
+  AUTH_BUSY: 'Too many password checks in progress',
+  AUTH_INVALID_RECOVERY_TOKEN: 'Invalid or expired token',
+  AUTH_EMAIL_ALREADY_VERIFIED: 'The email address is already verified',
+  AUTH_EMAIL_NOT_VERIFIED: 'The email address is not verified'
 } as const
 
 export type ServiceErrorCode = keyof typeof MESSAGES
@@ -52,3 +55,12 @@ export const WeakPasswordError = serviceError('AUTH_WEAK_PASSWORD')
 export const UserNotFoundError = serviceError('AUTH_USER_NOT_FOUND')
 /** Password hashing is at its bound (services/passwords.ts, PasswordHasher): try again shortly. */
 export const PasswordHashingBusyError = serviceError('AUTH_BUSY')
+/**
+ * The contract's `invalid_token` of POST /password/reset and /email/verify: a token that is
+ * unknown, used, expired or superseded, with one answer for all four (a guesser learns nothing).
+ */
+export const InvalidRecoveryTokenError = serviceError('AUTH_INVALID_RECOVERY_TOKEN')
+/** POST /email/verification for an address that is already verified. */
+export const EmailAlreadyVerifiedError = serviceError('AUTH_EMAIL_ALREADY_VERIFIED')
+/** REQUIRE_VERIFIED_EMAIL: the right password of an account whose address is not verified. */
+export const EmailNotVerifiedError = serviceError('AUTH_EMAIL_NOT_VERIFIED')

@@ -111,7 +111,7 @@ export async function refreshSession(ctx: AuthContext, claims: RefreshTokenClaim
     throw new RefreshTokenReuseError()
   }
 
-  const user = { id: session.user_id, email: session.email, display_name: session.display_name, created_at: session.user_created_at }
+  const user = { id: session.user_id, email: session.email, display_name: session.display_name, email_verified: session.email_verified, created_at: session.user_created_at }
   return tokenPair(ctx, user, session, nextJti, now)
 }
 

@@ -176,8 +176,8 @@ t.test('GET /users?email=: the user, exactly; emails compare case-insensitively;
   const res = await lookup(email)
   t.equal(res.statusCode, 200)
   const body = res.json()
-  t.same(Object.keys(body).sort(), ['created_at', 'disabled', 'display_name', 'email', 'id'], 'exactly these members')
-  t.same(body, { id: user.id, email, display_name: 'Ada', created_at: user.created_at, disabled: false })
+  t.same(Object.keys(body).sort(), ['created_at', 'disabled', 'display_name', 'email', 'email_verified', 'id'], 'exactly these members')
+  t.same(body, { id: user.id, email, display_name: 'Ada', email_verified: false, created_at: user.created_at, disabled: false })
   t.match(body, { id: UUID, created_at: ISO })
   t.notOk(res.body.includes('password') || res.body.includes('hash'), 'no password material')
 

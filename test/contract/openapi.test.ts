@@ -87,3 +87,23 @@ t.test('every operation answers something, and every $ref resolves', async (t) =
     t.ok(doc.components?.schemas?.[ref.slice('#/components/schemas/'.length)], `${ref} resolves`)
   }
 })
+
+t.test('the recovery endpoints are documented with their status codes (docs/api.md, "Endpoints")', async (t) => {
+  const expected: Record<string, string[]> = {
+    '/api/v1/auth/password/forgot': ['202', '400', '415', '429', '503'],
+    '/api/v1/auth/password/reset': ['204', '400', '415', '429', '503'],
+    '/api/v1/auth/email/verification': ['202', '401', '409', '429', '503'],
+    '/api/v1/auth/email/verify': ['204', '400', '415', '429', '503']
+  }
+  for (const [path, statuses] of Object.entries(expected)) {
+    const operation = doc.paths[path]?.post as Operation | undefined
+    t.ok(operation, `POST ${path} is documented`)
+    t.same(Object.keys(operation?.responses ?? {}).sort(), statuses, `POST ${path} answers ${statuses.join(', ')}`)
+    for (const status of ['202', '204']) {
+      if (operation?.responses[status]) t.equal(operation.responses[status].content, undefined, `POST ${path}: ${status} has no body`)
+    }
+  }
+  t.same(doc.paths['/api/v1/auth/email/verification'].post.security, [{ bearerAuth: [] }], 'POST /email/verification takes a Bearer token')
+  const user = doc.components.schemas.User
+  t.same(user.properties.email_verified, { type: 'boolean', description: user.properties.email_verified.description }, 'the user object has email_verified')
+})

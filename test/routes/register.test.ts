@@ -27,7 +27,7 @@ t.test('201 with a token pair, a session and a usable access token', async (t) =
   t.equal(res.headers['cache-control'], 'no-store', 'a response with tokens is never cached')
   const body = res.json()
   t.same(Object.keys(body).sort(), ['access_token', 'expires_in', 'refresh_token', 'token_type', 'user'])
-  t.same(Object.keys(body.user).sort(), ['created_at', 'display_name', 'email', 'id'])
+  t.same(Object.keys(body.user).sort(), ['created_at', 'display_name', 'email', 'email_verified', 'id'])
   t.match(body, {
     user: { id: UUID, email: email.toLowerCase(), display_name: 'Ada Lovelace', created_at: String },
     access_token: String,
