@@ -76,6 +76,7 @@ const EnvSchema = Type.Object({
   /** Default: the cores less one (at least 1); see passwordHashing in loadConfig. */
   PASSWORD_HASH_CONCURRENCY: Type.Optional(Type.Integer({ minimum: 1 })),
   PASSWORD_HASH_QUEUE: Type.Optional(Type.Integer({ minimum: 0 })),
+  PASSWORD_HASH_NICE: Type.Integer({ default: 19, minimum: 0, maximum: 19 }),
 
   /** Password reset and email verification by mail (docs/recovery.md); default: on, in production only with SMTP_URL. */
   RECOVERY: Type.Optional(Type.Union([Type.Literal('on'), Type.Literal('off')])),
@@ -285,9 +286,9 @@ function parseAllowedOrigins(value: string, isProduction: boolean): string[] {
  * a login is better answered 503 at once than stretched (docs/decisions.md, "Bounded password
  * hashing").
  */
-function passwordHashingLimits(concurrency: number | undefined, queue: number | undefined): PasswordHashingLimits {
+function passwordHashingLimits(concurrency: number | undefined, queue: number | undefined, nice: number): PasswordHashingLimits {
   const slots = concurrency ?? Math.max(1, availableParallelism() - 1)
-  return { concurrency: slots, queue: queue ?? 8 * slots }
+  return { concurrency: slots, queue: queue ?? 8 * slots, nice }
 }
 
 /** A link template: an absolute http(s) URL with `{token}` in it. */
@@ -437,7 +438,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       maxStreamsPerClient: env.SSF_MAX_STREAMS_PER_CLIENT
     }),
     pgPoolSize: env.PG_POOL_SIZE,
-    passwordHashing: Object.freeze(passwordHashingLimits(env.PASSWORD_HASH_CONCURRENCY, env.PASSWORD_HASH_QUEUE)),
+    passwordHashing: Object.freeze(passwordHashingLimits(env.PASSWORD_HASH_CONCURRENCY, env.PASSWORD_HASH_QUEUE, env.PASSWORD_HASH_NICE)),
     recovery: recoverySettings(env, isProduction)
   })
 }

@@ -162,12 +162,14 @@ export default fp<AuthPluginOptions>(
     app.decorate('tokenVerifier', verifier)
     app.decorate('authenticateSession', bearerCheck(true))
     app.decorate('authenticateToken', bearerCheck(false))
+    const passwords = new PasswordHasher(options.passwordHashing)
+    app.addHook('onClose', () => passwords.close())
     app.decorate('authContext', {
       db: app.db,
       tokens,
       verifier,
       settings: options.sessionSettings,
-      passwords: new PasswordHasher(options.passwordHashing),
+      passwords,
       now,
       sessionsEnded: (sessionIds, event) => {
         app.sessionLiveness.forget(sessionIds)

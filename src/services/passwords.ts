@@ -1,9 +1,10 @@
 import { hash, verify, type Algorithm } from '@node-rs/argon2'
 import { QueueFullError, Semaphore } from '../concurrency.js'
 import { PasswordHashingBusyError } from './errors.js'
+import { PasswordThreadError, PasswordThreads } from './password-threads.js'
 
-// OWASP Password Storage Cheat Sheet: argon2id, m=19 MiB, t=2, p=1. @node-rs/argon2 runs the
-// hashing on libuv's thread pool, never on the event loop.
+// OWASP Password Storage Cheat Sheet: argon2id, m=19 MiB, t=2, p=1. The functions below run it
+// on libuv's thread pool (scripts, tests); the service's PasswordHasher on threads of its own.
 const ARGON2_OPTIONS = {
   algorithm: 2 as Algorithm, // Algorithm.Argon2id (a const enum, which isolatedModules cannot import)
   memoryCost: 19_456,
@@ -48,6 +49,12 @@ export interface PasswordHashingLimits {
    * throughput (bench/README.md, "flood"). A held request costs a timer, not CPU.
    */
   readonly refusalDelayMs?: number
+  /**
+   * The OS priority (nice, 0-19) of the hashing threads (PASSWORD_HASH_NICE; default 0 here, the
+   * process's own). Above 0 a machine short of CPU serves the event loop (/verify) first and
+   * hashing with what is left; an idle one hashes at full speed (services/password-threads.ts).
+   */
+  readonly nice?: number
 }
 
 /** PasswordHashingLimits.refusalDelayMs's default: the Retry-After of the 503. */
@@ -63,9 +70,17 @@ export const REFUSAL_DELAY_MS = 1000
  */
 export class PasswordHasher {
   private readonly slots: Semaphore
+  private readonly threads: PasswordThreads
+  private dummyHash: Promise<string> | undefined
 
   constructor(readonly limits: PasswordHashingLimits) {
     this.slots = new Semaphore(limits.concurrency, limits.queue)
+    this.threads = new PasswordThreads(limits.concurrency, limits.nice ?? 0)
+  }
+
+  /** Ends the hashing threads (the app's onClose). */
+  close(): Promise<void> {
+    return this.threads.close()
   }
 
   /** Computations running and waiting now. */
@@ -95,16 +110,29 @@ export class PasswordHasher {
   }
 
   hash(password: string): Promise<string> {
-    return this.bounded(() => hashPassword(password))
+    return this.bounded(async () => (await this.threads.run({ op: 'hash', password, options: ARGON2_OPTIONS })) as string)
   }
 
   verify(passwordHash: string, password: string): Promise<boolean> {
-    return this.bounded(() => verifyPassword(passwordHash, password))
+    return this.bounded(() => this.check(passwordHash, password))
   }
 
   /** burnPasswordCheck, bounded like a real check (an unknown email is refused alike when busy). */
   burn(password: string): Promise<false> {
-    return this.bounded(() => burnPasswordCheck(password))
+    return this.bounded(async () => {
+      this.dummyHash ??= hashPassword('timing-equaliser-for-unknown-accounts')
+      await this.check(await this.dummyHash, password)
+      return false as const
+    })
+  }
+
+  private async check(passwordHash: string, password: string): Promise<boolean> {
+    try {
+      return (await this.threads.run({ op: 'verify', hash: passwordHash, password })) as boolean
+    } catch (error) {
+      if (error instanceof PasswordThreadError) throw error // the thread failed, not the password
+      return false // a corrupt stored hash never logs anyone in
+    }
   }
 
   private async bounded<T>(work: () => Promise<T>): Promise<T> {

@@ -1,0 +1,114 @@
+// argon2id on threads of its own, at a lower OS priority than the event loop.
+//
+// @node-rs/argon2's async calls run on libuv's thread pool at the process's priority: during a
+// login flood they take whole cores from the event loop, and /verify (the gateway's check on
+// every request) slows with it. Here each computation runs synchronously in one of `size` worker
+// threads, each of which lowers its own priority (`nice`, Linux: setpriority on the thread id).
+// A busy machine then gives its CPU to the event loop first and to hashing with what is left;
+// an idle one runs hashing at full speed, since a nice value only matters under contention.
+// The count of computations at once is bounded by the caller (PasswordHasher's Semaphore), so
+// there is always an idle thread when run() is called.
+import { createRequire } from 'node:module'
+import { Worker } from 'node:worker_threads'
+
+/** The worker's code: CommonJS, evaluated (no file, so no TypeScript loader is needed in it). */
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads')
+const argon2 = require(workerData.argon2)
+if (workerData.nice > 0) {
+  try {
+    // /proc/thread-self names this thread; setpriority(PRIO_PROCESS, tid) on Linux sets one thread.
+    const tid = Number(require('node:fs').readlinkSync('/proc/thread-self').split('/').pop())
+    require('node:os').setPriority(tid, workerData.nice)
+  } catch {
+    // not Linux, or not allowed: the thread keeps the process's priority
+  }
+}
+parentPort.on('message', ({ op, password, hash, options }) => {
+  try {
+    const value = op === 'hash' ? argon2.hashSync(password, options) : argon2.verifySync(hash, password)
+    parentPort.postMessage({ value })
+  } catch (error) {
+    parentPort.postMessage({ error: String(error && error.message || error) })
+  }
+})
+`
+
+export type PasswordJob =
+  | { readonly op: 'hash', readonly password: string, readonly options: object }
+  | { readonly op: 'verify', readonly hash: string, readonly password: string }
+
+/** A hashing thread died or could not be had: a server error (500 path), never a wrong password. */
+export class PasswordThreadError extends Error {}
+
+interface Pending {
+  resolve(value: string | boolean): void
+  reject(error: Error): void
+}
+
+class HashThread {
+  private readonly worker: Worker
+  private pending: Pending | undefined
+  dead = false
+
+  constructor(nice: number) {
+    const argon2 = createRequire(import.meta.url).resolve('@node-rs/argon2')
+    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { argon2, nice } })
+    this.worker.on('message', (message: { value?: string | boolean, error?: string }) => {
+      const pending = this.pending
+      this.pending = undefined
+      this.worker.unref()
+      if (message.error !== undefined) pending?.reject(new Error(message.error))
+      else pending?.resolve(message.value!)
+    })
+    const fail = (error: Error) => {
+      this.dead = true
+      this.pending?.reject(error instanceof PasswordThreadError ? error : new PasswordThreadError(`password hashing thread failed: ${error.message}`))
+      this.pending = undefined
+    }
+    this.worker.on('error', fail)
+    this.worker.on('exit', (code) => fail(new PasswordThreadError(`password hashing thread exited with code ${code}`)))
+    // Referenced only while it computes: an idle thread never keeps the process alive. (After
+    // the listeners: a 'message' listener refs the worker's port again.)
+    this.worker.unref()
+  }
+
+  get idle(): boolean {
+    return !this.dead && this.pending === undefined
+  }
+
+  run(job: PasswordJob): Promise<string | boolean> {
+    return new Promise((resolve, reject) => {
+      this.pending = { resolve, reject }
+      this.worker.ref()
+      this.worker.postMessage(job)
+    })
+  }
+
+  async close(): Promise<void> {
+    await this.worker.terminate()
+  }
+}
+
+/** Up to `size` hashing threads, started on first use (none at rest), at priority `nice` (0-19). */
+export class PasswordThreads {
+  private readonly threads: HashThread[] = []
+
+  constructor(private readonly size: number, private readonly nice: number) {}
+
+  run(job: PasswordJob): Promise<string | boolean> {
+    const alive = this.threads.filter((thread) => !thread.dead)
+    this.threads.splice(0, this.threads.length, ...alive)
+    let thread = alive.find((candidate) => candidate.idle)
+    if (!thread) {
+      if (alive.length >= this.size) return Promise.reject(new PasswordThreadError('every password hashing thread is busy'))
+      thread = new HashThread(this.nice)
+      this.threads.push(thread)
+    }
+    return thread.run(job)
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.threads.splice(0).map((thread) => thread.close()))
+  }
+}
