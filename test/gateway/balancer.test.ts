@@ -7,12 +7,13 @@
 // (nginx retries the 503s and refused connections of the instance that is shutting down).
 // PostgreSQL only (TEST_DATABASE_URL); skipped when nginx is not installed (.ci/run installs it).
 import { chmodSync, closeSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import { Agent, request as httpRequest } from 'node:http'
+import { Agent } from 'node:http'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import t from 'tap'
 import { generateSigningKeyPem } from '../../src/auth/keys.js'
 import { findNginx, parseBalancerLog, renderBalancerConfig, skipReason, startNginx, type BalancerLogEntry } from '../support/nginx.js'
+import { sendRequest, type Reply } from '../support/http.js'
 import { freePort, startServer, type ServerProcess } from '../support/server-process.js'
 import { PASSWORD, uniqueEmail } from '../helper.js'
 
@@ -39,34 +40,9 @@ const reason = databaseUrl
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
-interface Reply {
-  status: number
-  body: string
-}
-
 /** One request on a keep-alive agent; bounded by REQUEST_TIMEOUT_MS. */
 function send(agent: Agent, base: string, method: 'GET' | 'POST', pathname: string, options: { token?: string, body?: unknown } = {}): Promise<Reply> {
-  const payload = options.body === undefined ? undefined : JSON.stringify(options.body)
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(`${base}${pathname}`, {
-      method,
-      agent,
-      headers: {
-        ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
-        ...(payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) })
-      },
-      timeout: REQUEST_TIMEOUT_MS
-    }, (res) => {
-      let text = ''
-      res.setEncoding('utf8')
-      res.on('data', (chunk) => (text += chunk))
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }))
-      res.on('error', reject)
-    })
-    req.on('timeout', () => req.destroy(new Error('timed out')))
-    req.on('error', reject)
-    req.end(payload)
-  })
+  return sendRequest(`${base}${pathname}`, { method, agent, ...options, timeoutMs: REQUEST_TIMEOUT_MS })
 }
 
 interface Pair {

@@ -3,7 +3,7 @@
 // upstream addresses, the listen address, the log and temp paths swapped for this test's own.
 // Skipped when nginx is not installed (.ci/run installs it).
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http'
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { generateSigningKeyPem } from '../../src/auth/keys.js'
 import { findNginx, replaceOnce, skipReason, startNginx, withTempPaths } from '../support/nginx.js'
+import { sendRequest, type Reply } from '../support/http.js'
 import { freePort, startServer, type ServerProcess } from '../support/server-process.js'
 import { PASSWORD, decodeJwt, uniqueEmail, type TokenPairBody } from '../helper.js'
 
@@ -153,25 +154,8 @@ if (reason) {
   }
 
   /** A POST from a chosen local address (the 127.0.0.0/8 loopback net on Linux), bounded. */
-  function postFrom(localAddress: string, pathname: string, body: unknown): Promise<{ status: number, body: string }> {
-    const payload = JSON.stringify(body)
-    return new Promise((resolve, reject) => {
-      const req = httpRequest(`${gateway}${pathname}`, {
-        method: 'POST',
-        localAddress,
-        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
-        timeout: REQUEST_TIMEOUT_MS
-      }, (res) => {
-        let text = ''
-        res.setEncoding('utf8')
-        res.on('data', (chunk) => (text += chunk))
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }))
-        res.on('error', reject)
-      })
-      req.on('timeout', () => req.destroy(new Error('timed out')))
-      req.on('error', reject)
-      req.end(payload)
-    })
+  function postFrom(localAddress: string, pathname: string, body: unknown): Promise<Reply> {
+    return sendRequest(`${gateway}${pathname}`, { method: 'POST', localAddress, body, timeoutMs: REQUEST_TIMEOUT_MS })
   }
 
   async function waitFor(check: () => boolean, timeoutMs: number): Promise<boolean> {
