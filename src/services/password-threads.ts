@@ -92,16 +92,15 @@ class HashThread {
 
 /** Up to `size` hashing threads, started on first use (none at rest), at priority `nice` (0-19). */
 export class PasswordThreads {
-  private readonly threads: HashThread[] = []
+  private threads: HashThread[] = []
 
   constructor(private readonly size: number, private readonly nice: number) {}
 
   run(job: PasswordJob): Promise<string | boolean> {
-    const alive = this.threads.filter((thread) => !thread.dead)
-    this.threads.splice(0, this.threads.length, ...alive)
-    let thread = alive.find((candidate) => candidate.idle)
+    this.threads = this.threads.filter((thread) => !thread.dead)
+    let thread = this.threads.find((candidate) => candidate.idle)
     if (!thread) {
-      if (alive.length >= this.size) return Promise.reject(new PasswordThreadError('every password hashing thread is busy'))
+      if (this.threads.length >= this.size) return Promise.reject(new PasswordThreadError('every password hashing thread is busy'))
       thread = new HashThread(this.nice)
       this.threads.push(thread)
     }
@@ -109,6 +108,8 @@ export class PasswordThreads {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.threads.splice(0).map((thread) => thread.close()))
+    const threads = this.threads
+    this.threads = []
+    await Promise.all(threads.map((thread) => thread.close()))
   }
 }

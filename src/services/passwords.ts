@@ -24,17 +24,8 @@ export async function verifyPassword(passwordHash: string, password: string): Pr
   }
 }
 
+/** The hash an unknown email's login is checked against (made once per process). */
 let dummyHash: Promise<string> | undefined
-
-/**
- * Spends the same argon2id time as a real check, for unknown emails: login answers an unknown
- * email and a wrong password alike, in about the same time (no account enumeration by timing).
- */
-export async function burnPasswordCheck(password: string): Promise<false> {
-  dummyHash ??= hashPassword('timing-equaliser-for-unknown-accounts')
-  await verifyPassword(await dummyHash, password)
-  return false
-}
 
 export interface PasswordHashingLimits {
   /** argon2id computations at once (PASSWORD_HASH_CONCURRENCY). */
@@ -71,7 +62,6 @@ export const REFUSAL_DELAY_MS = 1000
 export class PasswordHasher {
   private readonly slots: Semaphore
   private readonly threads: PasswordThreads
-  private dummyHash: Promise<string> | undefined
 
   constructor(readonly limits: PasswordHashingLimits) {
     this.slots = new Semaphore(limits.concurrency, limits.queue)
@@ -117,11 +107,15 @@ export class PasswordHasher {
     return this.bounded(() => this.check(passwordHash, password))
   }
 
-  /** burnPasswordCheck, bounded like a real check (an unknown email is refused alike when busy). */
+  /**
+   * Spends the same argon2id time as a real check, for unknown emails: login answers an unknown
+   * email and a wrong password alike, in about the same time (no account enumeration by timing).
+   * Bounded like a real check: an unknown email is refused alike when busy.
+   */
   burn(password: string): Promise<false> {
     return this.bounded(async () => {
-      this.dummyHash ??= hashPassword('timing-equaliser-for-unknown-accounts')
-      await this.check(await this.dummyHash, password)
+      dummyHash ??= hashPassword('timing-equaliser-for-unknown-accounts')
+      await this.check(await dummyHash, password)
       return false as const
     })
   }
