@@ -11,31 +11,22 @@
 // CPU of every postgres process per request is given beside it (other users of the server count).
 import type { BulkSessions } from './bulk.js'
 import { accessTokenSigner, HEAP_PROBE_ARGS, readHeap, verifySource, type Heap } from './bulk.js'
-import type { Session } from './http.js'
 import { runLoad, type LoadResult } from './load.js'
 import { fmtMs, log } from './report.js'
-import { startService, type Baseline, type Service, type SigningKey } from './service.js'
+import type { ScaleContext } from './scale.js'
+import { startService } from './service.js'
 
 /** The service's CPU per request at most this many times bare @fastify/jwt's, at every N. */
 export const CURVE_COST_TARGET = 1.1
 
-export interface CurvesOptions {
-  readonly key: SigningKey
-  readonly databaseUrl: string | undefined
+/** The bench's context the curves use (ScaleContext, scale.ts), and their own options. */
+export interface CurvesOptions extends Pick<ScaleContext, 'key' | 'databaseUrl' | 'runId' | 'connections' | 'warmup' | 'duration' | 'service' | 'jwt' | 'hot' | 'check'> {
   readonly bulk: BulkSessions | undefined
-  readonly runId: string
-  readonly connections: number
-  readonly warmup: number
-  readonly duration: number
-  readonly service: Service
-  readonly jwt: Baseline | undefined
-  readonly hot: readonly Session[]
   readonly points: readonly number[]
   /** Entries put in each cache for the memory measurement (0: skipped). */
   readonly memoryEntries: number
   /** Points up to this N get one pass over every token before the timed run (the caches' steady state). */
   readonly warmPassMax: number
-  readonly check: (name: string, ok: boolean, detail: string) => void
 }
 
 interface Figures {

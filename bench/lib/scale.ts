@@ -85,11 +85,11 @@ export class ScaleScenarios {
         const points = options.string('BENCH_CURVES_POINTS', ctx.smoke ? '10,30' : '1000,10000,100000,1000000')
           .split(',').map((p) => Number(p.trim())).filter((n) => Number.isInteger(n) && n > 0)
         this.curves ??= new CurvesScenario({
-          key: ctx.key, databaseUrl: ctx.databaseUrl, bulk: this.bulk, runId: ctx.runId, connections: ctx.connections,
-          warmup: ctx.warmup, duration: ctx.duration, service: ctx.service, jwt: ctx.jwt, hot: ctx.hot, points,
+          ...ctx,
+          bulk: this.bulk,
+          points,
           memoryEntries: options.int('BENCH_CURVES_MEMORY_ENTRIES', ctx.smoke ? 2_000 : 100_000),
-          warmPassMax: options.int('BENCH_CURVES_WARM_PASS_MAX', 200_000),
-          check: ctx.check
+          warmPassMax: options.int('BENCH_CURVES_WARM_PASS_MAX', 200_000)
         })
         await this.curves.round(round)
         break
