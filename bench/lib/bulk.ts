@@ -8,10 +8,8 @@ import { createHash, randomBytes } from 'node:crypto'
 import path from 'node:path'
 import { pathToFileURL } from 'node:url'
 import pg from 'pg'
-import { loadConfig } from '../../src/config.js'
-import { loadKeyRing } from '../../src/auth/keys.js'
-import { createTokenIssuer } from '../../src/auth/token-issuer.js'
 import { ROOT, sleep } from './children.js'
+import { serviceTokenIssuer } from './fixtures.js'
 import { API } from './http.js'
 import { runLoad, type LoadResult, type OpSource } from './load.js'
 import type { Service, SigningKey } from './service.js'
@@ -84,19 +82,9 @@ export class BulkSessions {
   }
 }
 
-/** Token settings the bench passes through to the service (bench/lib/service.ts) and so must sign with. */
-const TOKEN_SETTINGS = ['JWT_ISSUER', 'JWT_AUDIENCE', 'JWT_CLIENT_ID', 'ACCESS_TOKEN_TTL', 'REFRESH_TOKEN_TTL'] as const
-
 /** Signs access tokens as the service at `issuerUrl` does (its PUBLIC_URL is the issuer unless JWT_ISSUER is set). */
 export async function accessTokenSigner(key: SigningKey, issuerUrl: string): Promise<(userId: string, sessionIds: readonly string[]) => string[]> {
-  const settings: Record<string, string> = {}
-  for (const name of TOKEN_SETTINGS) {
-    const value = process.env[name]
-    if (value !== undefined && value !== '') settings[name] = value
-  }
-  const config = loadConfig({ JWT_ALGORITHM: key.algorithm, ...key.serviceEnv, ...settings, PUBLIC_URL: issuerUrl, LOG_LEVEL: 'warn' })
-  const keys = await loadKeyRing(config.keys, { dataDir: '/nonexistent', isProduction: false })
-  const tokens = createTokenIssuer(keys, config.tokens)
+  const { config, tokens } = await serviceTokenIssuer(key, issuerUrl)
   return (userId, sessionIds) => {
     const now = new Date()
     const expiresAt = new Date(now.getTime() + config.tokens.refreshTtl * 1000)

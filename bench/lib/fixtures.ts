@@ -16,19 +16,24 @@ export type FixtureMaker = (userIds: readonly string[], count: number) => Promis
 /** Token settings the bench passes through to the service (bench/lib/service.ts) and so must sign with. */
 const TOKEN_SETTINGS = ['JWT_ISSUER', 'JWT_AUDIENCE', 'JWT_CLIENT_ID', 'ACCESS_TOKEN_TTL', 'REFRESH_TOKEN_TTL'] as const
 
-/**
- * `serviceUrl`: the service's address, which the bench gives it as PUBLIC_URL and so is the
- * issuer of its tokens (JWT_ISSUER defaults to PUBLIC_URL) unless JWT_ISSUER is set for the run.
- */
-export async function fixtureSessions(db: BenchDatabase, key: SigningKey, serviceUrl: string): Promise<FixtureMaker> {
+/** The service's own token issuer with its key and settings, for the service at `issuerUrl` (its PUBLIC_URL, the issuer unless JWT_ISSUER is set). */
+export async function serviceTokenIssuer(key: SigningKey, issuerUrl: string) {
   const settings: Record<string, string> = {}
   for (const name of TOKEN_SETTINGS) {
     const value = process.env[name]
     if (value !== undefined && value !== '') settings[name] = value
   }
-  const config = loadConfig({ JWT_ALGORITHM: key.algorithm, ...key.serviceEnv, ...settings, PUBLIC_URL: serviceUrl, LOG_LEVEL: 'warn' })
+  const config = loadConfig({ JWT_ALGORITHM: key.algorithm, ...key.serviceEnv, ...settings, PUBLIC_URL: issuerUrl, LOG_LEVEL: 'warn' })
   const keys = await loadKeyRing(config.keys, { dataDir: '/nonexistent', isProduction: false })
-  const tokens = createTokenIssuer(keys, config.tokens)
+  return { config, tokens: createTokenIssuer(keys, config.tokens) }
+}
+
+/**
+ * `serviceUrl`: the service's address, which the bench gives it as PUBLIC_URL and so is the
+ * issuer of its tokens (JWT_ISSUER defaults to PUBLIC_URL) unless JWT_ISSUER is set for the run.
+ */
+export async function fixtureSessions(db: BenchDatabase, key: SigningKey, serviceUrl: string): Promise<FixtureMaker> {
+  const { config, tokens } = await serviceTokenIssuer(key, serviceUrl)
   return async (userIds, count) => {
     const now = new Date()
     const expiresAt = new Date(now.getTime() + config.tokens.refreshTtl * 1000)
