@@ -92,7 +92,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
  */
 async function initialisePglite(dataDir: string): Promise<void> {
   const self = import.meta.url
-  // Under tsx (npm start) this file is src/db/database.ts; compiled, dist/src/db/database.js.
+  // Under tsx (tests, npm run dev) this file is src/db/database.ts; compiled (npm start), dist/src/db/database.js.
   const typescript = self.endsWith('.ts')
   const script = fileURLToPath(new URL(typescript ? './pglite-initdb.ts' : './pglite-initdb.js', self))
   const args = typescript ? ['--import', import.meta.resolve('tsx'), script, dataDir] : [script, dataDir]
