@@ -1,7 +1,7 @@
 // The service's memory footprint at rest: starts it exactly as `npm start` does (and as the Docker
 // image does: compiled dist/, NODE_ENV=production), on a fresh DATA_DIR, on the same DATA_DIR
-// again, and on PostgreSQL (DATABASE_URL), waits for /health/ready plus FOOTPRINT_REST seconds,
-// then makes a few requests (register, login, verify) and rests again. For each it reports the
+// again, and on PostgreSQL (DATABASE_URL), samples it 1 s after /health/ready answers and again
+// FOOTPRINT_REST seconds after (past MEMORY_RELEASE_IDLE: src/idle-memory.ts), then makes a few requests (register, login, verify) and rests again. For each it reports the
 // server process's own VmRSS and VmHWM (/proc/<pid>/status: node itself, never npm), the V8 heap
 // and external memory from its /metrics (prom-client's nodejs_* gauges), and the start time
 // (spawn to the first 200 from /health/ready). Every wait is bounded, every process stopped by pid.
@@ -12,7 +12,7 @@
 //   FOOTPRINT_BASE=HEAD~3 npm run footprint            # the same, also on an older commit, side by side
 //   npm run footprint -- --modules                     # what each dependency costs when imported
 //
-// Options (environment): FOOTPRINT_SET (default | breakdown), FOOTPRINT_REST (seconds, 5),
+// Options (environment): FOOTPRINT_SET (default | breakdown), FOOTPRINT_REST (seconds, 15),
 // FOOTPRINT_ROUNDS (1; medians of alternating rounds), FOOTPRINT_BASE (a git ref, run from a copy
 // of its tree under the OS temp directory with this checkout's node_modules; or a directory holding
 // such a tree), FOOTPRINT_JSON (a
@@ -57,6 +57,8 @@ interface Result {
   readonly variant: string
   readonly engine: Engine
   readonly startMs: number
+  /** One second after the first 200 from /health/ready: before MEMORY_RELEASE_IDLE has passed. */
+  readonly started: Sample
   readonly atRest: Sample
   readonly afterRequests: Sample
 }
@@ -106,7 +108,8 @@ function variants(set: string, base: string | undefined): Variant[] {
       { label: 'tsx, --max-semi-space-size=64', entry: 'tsx', nodeArgs: [...withoutSemi, '--max-semi-space-size=64'] },
       { label: 'dist, no node flags', entry: 'dist', nodeArgs: withoutSemi, prepare: tscBuild(ROOT) },
       { label: 'dist, development', entry: 'dist', nodeArgs: flags, prepare: tscBuild(ROOT) },
-      { label: 'tsx, DOCS=off METRICS=off', entry: 'tsx', nodeArgs: flags, env: { DOCS: 'off', METRICS: 'off' } }
+      { label: 'tsx, DOCS=off METRICS=off', entry: 'tsx', nodeArgs: flags, env: { DOCS: 'off', METRICS: 'off' } },
+      { label: 'dist, MEMORY_RELEASE_IDLE=0', entry: 'dist', nodeArgs: flags, env: { MEMORY_RELEASE_IDLE: '0' }, prepare: tscBuild(ROOT) }
     )
   }
   // FOOTPRINT_VARIANTS: more of them, ';'-separated, each `label|tsx or dist|node flags|KEY=value ...`.
@@ -185,12 +188,14 @@ async function runOnce(variant: Variant, engine: Engine, dataDir: string, key: s
     await waitUntilReady(child, `${url}/health/ready`, 120_000)
     const startMs = performance.now() - spawnedAt
     const metricsUrl = variant.production || env.METRICS === 'internal' ? `http://127.0.0.1:${internalPort}/metrics` : `${url}/metrics`
-    await sleep(rest * 1000)
+    await sleep(1000)
+    const started = await sample(child.pid, metricsUrl)
+    await sleep(Math.max(0, rest - 1) * 1000)
     const atRest = await sample(child.pid, metricsUrl)
     await exercise(`${url}/api/v1/auth`)
     await sleep(rest * 1000)
     const afterRequests = await sample(child.pid, metricsUrl)
-    return { variant: variant.label, engine, startMs, atRest, afterRequests }
+    return { variant: variant.label, engine, startMs, started, atRest, afterRequests }
   } finally {
     const code = await child.stop(15_000)
     if (code !== 0) process.stderr.write(`[${child.name}] exited with ${code}\n`)
@@ -232,11 +237,11 @@ const mib = (bytes: number) => (Number.isFinite(bytes) ? (bytes / MiB).toFixed(0
 
 function report(results: Result[]): string {
   const rows = [
-    '| variant | engine | start s | RSS at rest MB | heap used / total MB | external MB | peak RSS (VmHWM) MB | RSS after requests MB | heap after MB |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|'
+    '| variant | engine | start s | RSS 1 s after ready MB | RSS at rest MB | heap used / total MB | external MB | peak RSS (VmHWM) MB | RSS after requests MB | heap after MB |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|'
   ]
   for (const r of results) {
-    rows.push(`| ${r.variant} | ${r.engine} | ${(r.startMs / 1000).toFixed(1)} | **${mib(r.atRest.rss)}** | ${mib(r.atRest.heapUsed)} / ${mib(r.atRest.heapTotal)} | ${mib(r.atRest.external)} | ${mib(r.afterRequests.hwm)} | ${mib(r.afterRequests.rss)} | ${mib(r.afterRequests.heapUsed)} / ${mib(r.afterRequests.heapTotal)} |`)
+    rows.push(`| ${r.variant} | ${r.engine} | ${(r.startMs / 1000).toFixed(1)} | ${mib(r.started.rss)} | **${mib(r.atRest.rss)}** | ${mib(r.atRest.heapUsed)} / ${mib(r.atRest.heapTotal)} | ${mib(r.atRest.external)} | ${mib(r.afterRequests.hwm)} | ${mib(r.afterRequests.rss)} | ${mib(r.afterRequests.heapUsed)} / ${mib(r.afterRequests.heapTotal)} |`)
   }
   return rows.join('\n')
 }
@@ -275,7 +280,8 @@ async function main(): Promise<void> {
   if (process.argv.includes('--modules')) return moduleCosts()
   installCleanupHandlers()
   const set = process.env.FOOTPRINT_SET ?? 'default'
-  const rest = Number(process.env.FOOTPRINT_REST ?? 5)
+  // Past MEMORY_RELEASE_IDLE (10 s) and its check: the instance has given its start-up memory back.
+  const rest = Number(process.env.FOOTPRINT_REST ?? 15)
   const rounds = Number(process.env.FOOTPRINT_ROUNDS ?? 1)
   const base = process.env.FOOTPRINT_BASE ? checkout(process.env.FOOTPRINT_BASE) : undefined
   const list = variants(set, base)
@@ -308,7 +314,7 @@ async function main(): Promise<void> {
   for (const variant of list) {
     for (const engine of engines) {
       const of = all.filter((r) => r.variant === variant.label && r.engine === engine)
-      merged.push({ variant: variant.label, engine, startMs: median(of.map((r) => r.startMs)), atRest: medianSample(of.map((r) => r.atRest)), afterRequests: medianSample(of.map((r) => r.afterRequests)) })
+      merged.push({ variant: variant.label, engine, startMs: median(of.map((r) => r.startMs)), started: medianSample(of.map((r) => r.started)), atRest: medianSample(of.map((r) => r.atRest)), afterRequests: medianSample(of.map((r) => r.afterRequests)) })
     }
   }
   console.log(report(merged))

@@ -73,6 +73,8 @@ const EnvSchema = Type.Object({
   SSF_PUSH_ALLOWED_ORIGINS: Type.String({ default: '' }),
   SSF_MAX_STREAMS_PER_CLIENT: Type.Integer({ default: 1000, minimum: 1 }),
   PG_POOL_SIZE: Type.Integer({ default: 10, minimum: 1 }),
+  /** Quiet time after which memory is given back (src/idle-memory.ts); 0 never. */
+  MEMORY_RELEASE_IDLE: Type.String({ default: '10s' }),
   /** Default: the cores less one (at least 1); see passwordHashing in loadConfig. */
   PASSWORD_HASH_CONCURRENCY: Type.Optional(Type.Integer({ minimum: 1 })),
   PASSWORD_HASH_QUEUE: Type.Optional(Type.Integer({ minimum: 0 })),
@@ -188,6 +190,8 @@ export interface Config {
     readonly maxStreamsPerClient: number
   }
   readonly pgPoolSize: number
+  /** Seconds without a request after which memory is given back to the OS (src/idle-memory.ts); 0: never. */
+  readonly memoryReleaseIdle: number
   /** argon2id computations at once and waiting (services/passwords.ts, PasswordHasher). */
   readonly passwordHashing: PasswordHashingLimits
   /** Password reset and email verification by mail (docs/recovery.md). */
@@ -438,6 +442,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       maxStreamsPerClient: env.SSF_MAX_STREAMS_PER_CLIENT
     }),
     pgPoolSize: env.PG_POOL_SIZE,
+    memoryReleaseIdle: parseDuration('MEMORY_RELEASE_IDLE', env.MEMORY_RELEASE_IDLE),
     passwordHashing: Object.freeze(passwordHashingLimits(env.PASSWORD_HASH_CONCURRENCY, env.PASSWORD_HASH_QUEUE, env.PASSWORD_HASH_NICE)),
     recovery: recoverySettings(env, isProduction)
   })

@@ -1,6 +1,7 @@
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
 import { loadConfig } from './config.js'
+import { releaseMemoryWhenIdle } from './idle-memory.js'
 
 // Process entry only: configuration, app, listen, graceful shutdown.
 async function main(): Promise<void> {
@@ -25,10 +26,18 @@ async function main(): Promise<void> {
     app.log.warn({ issuer: config.tokens.issuer }, 'PUBLIC_URL is not set: tokens and metadata name the listener address; set it to the URL clients use')
   }
 
+  const idleRelease = releaseMemoryWhenIdle({
+    servers: app.internal ? [app.server, app.internal.server] : [app.server],
+    idleSeconds: config.memoryReleaseIdle,
+    log: app.log,
+    beforeCollect: () => app.authContext.passwords.releaseIdleThreads()
+  })
+
   // On SIGTERM/SIGINT: stop accepting, let in-flight requests finish, close the database.
   closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
     if (err) app.log.error({ err }, 'shutting down after an error')
     else app.log.info({ signal }, 'shutting down')
+    idleRelease.stop()
     await app.close()
   })
 

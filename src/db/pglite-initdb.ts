@@ -1,9 +1,14 @@
 // Run as a child process by openDatabase (db/database.ts) on a data directory without a database:
-// initialises it and exits. In the service's own process initdb left its peak behind: PGlite runs
+// initialises it, applies the migrations and exits. In the service's own process initdb left its peak behind: PGlite runs
 // initdb in a second WebAssembly instance, and a WebAssembly memory never shrinks and is freed only
 // when collected, so a first start held about twice the memory of a restart on the same directory.
 // Here that memory goes with the process; the service then opens the directory as on a restart.
+// The migrations run here too: the first schema grows the WebAssembly memory by about 30 MB more,
+// which in the service would stay.
 import { PGlite } from '@electric-sql/pglite'
+import { Kysely } from 'kysely'
+import { PGliteDialect } from 'kysely-pglite-dialect'
+import { migrateToLatest } from './migrate.js'
 import { PGLITE_START_PARAMS } from './pglite-settings.js'
 
 const dataDir = process.argv[2]
@@ -12,4 +17,10 @@ if (!dataDir) {
   process.exit(2)
 }
 const pglite = await PGlite.create(dataDir, { startParams: [...PGLITE_START_PARAMS] })
-await pglite.close()
+const db = new Kysely<unknown>({ dialect: new PGliteDialect(pglite) })
+try {
+  await migrateToLatest(db)
+} finally {
+  // The dialect's destroy closes the engine.
+  await db.destroy()
+}

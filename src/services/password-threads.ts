@@ -112,4 +112,11 @@ export class PasswordThreads {
     this.threads = []
     await Promise.all(threads.map((thread) => thread.close()))
   }
+
+  /** Ends the threads that are not computing: each holds a V8 isolate and argon2's last 19 MiB. */
+  async releaseIdle(): Promise<void> {
+    const idle = this.threads.filter((thread) => thread.idle)
+    this.threads = this.threads.filter((thread) => !idle.includes(thread))
+    await Promise.all(idle.map((thread) => thread.close()))
+  }
 }

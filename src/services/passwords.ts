@@ -73,6 +73,11 @@ export class PasswordHasher {
     return this.threads.close()
   }
 
+  /** Ends the threads not computing now (src/idle-memory.ts); the next hash starts one again. */
+  releaseIdleThreads(): Promise<void> {
+    return this.threads.releaseIdle()
+  }
+
   /** Computations running and waiting now. */
   get load(): { readonly active: number, readonly waiting: number } {
     return this.slots.load

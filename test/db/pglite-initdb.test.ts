@@ -1,13 +1,15 @@
-// A new embedded database on disk: openDatabase runs initdb in a child process
+// A new embedded database on disk: openDatabase runs initdb and the migrations in a child process
 // (src/db/pglite-initdb.ts), then opens the directory as on a restart, with the service's
 // shared_buffers (src/db/pglite-settings.ts). Every other test starts from a copied template.
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { sql } from 'kysely'
 import t from 'tap'
 import { openDatabase } from '../../src/db/database.js'
 import { migrateToLatest } from '../../src/db/migrate.js'
+
+const MIGRATIONS = new URL('../../migrations/', import.meta.url)
 
 t.test('a fresh data directory is initialised, migrated, closed and opened again with its rows', async (t) => {
   const root = mkdtempSync(path.join(tmpdir(), 'auth-pglite-initdb-'))
@@ -16,7 +18,10 @@ t.test('a fresh data directory is initialised, migrated, closed and opened again
 
   const first = await openDatabase({ pgliteDir })
   t.ok(existsSync(path.join(pgliteDir, 'PG_VERSION')), 'initdb wrote the data directory')
-  await migrateToLatest(first.db)
+  const applied = await sql<{ count: number }>`select count(*)::int as count from kysely_migration`.execute(first.db)
+  t.equal(applied.rows[0]!.count, readdirSync(MIGRATIONS).filter((name) => name.endsWith('.ts')).length, 'the child applied every migration')
+  const { results } = await migrateToLatest(first.db)
+  t.same(results, [], 'so the service has none left to apply')
   const { rows } = await sql<{ shared_buffers: string }>`show shared_buffers`.execute(first.db)
   t.equal(rows[0]!.shared_buffers, '16MB', 'the service runs PGlite with 16 MB of shared buffers')
   await sql`create table footprint_probe (email text)`.execute(first.db)

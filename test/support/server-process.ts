@@ -61,6 +61,8 @@ export async function startServer(env: Record<string, string>, options: StartOpt
       PASSWORD_HASH_NICE: '0',
       PASSWORD_HASH_QUEUE: '1000',
       SESSION_CLEANUP_INTERVAL: '0',
+      // No idle-time collection pausing an instance between a test's phases (test/lifecycle/idle-memory.test.ts turns it on).
+      MEMORY_RELEASE_IDLE: '0',
       // Instances of one deployment share an issuer (behind a balancer, PUBLIC_URL is the same);
       // the default, http://HOST:PORT, would differ per port and each would refuse the others' tokens.
       JWT_ISSUER: 'https://auth.test.example',

@@ -49,3 +49,27 @@ t.test('no thread at rest; nice 0 leaves the threads at the process priority', {
   for (let i = 0; i < 50 && readdirSync('/proc/self/task').length > threadsBefore; i++) await new Promise((resolve) => setTimeout(resolve, 20))
   t.equal(readdirSync('/proc/self/task').length, threadsBefore, 'close() ends it')
 })
+
+t.test('releaseIdleThreads() ends the threads not computing; the next hash starts one again', { skip: linux ? false : 'needs /proc (Linux)' }, async (t) => {
+  const threadCount = () => readdirSync('/proc/self/task').length
+  const settled = async (count: number) => {
+    for (let i = 0; i < 50 && threadCount() !== count; i++) await new Promise((resolve) => setTimeout(resolve, 20))
+    return threadCount()
+  }
+  const threadsBefore = threadCount()
+  const hasher = new PasswordHasher({ concurrency: 2, queue: 8, nice: 0 })
+  t.teardown(() => hasher.close())
+  const hash = await hasher.hash(PASSWORD)
+  await Promise.all([hasher.verify(hash, PASSWORD), hasher.verify(hash, 'wrong')])
+  t.equal(threadCount(), threadsBefore + 2, 'two threads after two at once')
+
+  const computing = hasher.verify(hash, PASSWORD)
+  await hasher.releaseIdleThreads()
+  t.equal(await settled(threadsBefore + 1), threadsBefore + 1, 'the one computing is kept, the idle one ended')
+  t.equal(await computing, true, 'and the computation finishes')
+
+  await hasher.releaseIdleThreads()
+  t.equal(await settled(threadsBefore), threadsBefore, 'idle: none left')
+  t.equal(await hasher.verify(hash, PASSWORD), true, 'a hash after the release works, on a new thread')
+  t.equal(threadCount(), threadsBefore + 1, 'one thread again')
+})
