@@ -1,7 +1,8 @@
 // The service's memory footprint at rest: starts it exactly as `npm start` does (and as the Docker
 // image does: compiled dist/, NODE_ENV=production), on a fresh DATA_DIR, on the same DATA_DIR
 // again, and on PostgreSQL (DATABASE_URL), samples it 1 s after /health/ready answers and again
-// FOOTPRINT_REST seconds after (past MEMORY_RELEASE_IDLE: src/idle-memory.ts), then makes a few requests (register, login, verify) and rests again. For each it reports the
+// FOOTPRINT_REST seconds after (past MEMORY_RELEASE_IDLE: src/idle-memory.ts), then makes a few
+// requests (register, login, verify) and rests again. For each it reports the
 // server process's own VmRSS and VmHWM (/proc/<pid>/status: node itself, never npm), the V8 heap
 // and external memory from its /metrics (prom-client's nodejs_* gauges), and the start time
 // (spawn to the first 200 from /health/ready). Every wait is bounded, every process stopped by pid.

@@ -1,10 +1,9 @@
 // Run as a child process by openDatabase (db/database.ts) on a data directory without a database:
-// initialises it, applies the migrations and exits. In the service's own process initdb left its peak behind: PGlite runs
-// initdb in a second WebAssembly instance, and a WebAssembly memory never shrinks and is freed only
-// when collected, so a first start held about twice the memory of a restart on the same directory.
-// Here that memory goes with the process; the service then opens the directory as on a restart.
-// The migrations run here too: the first schema grows the WebAssembly memory by about 30 MB more,
-// which in the service would stay.
+// initialises it, applies the migrations and exits. In the service's own process initdb left its
+// peak behind: PGlite runs initdb in a second WebAssembly instance, and a WebAssembly memory never
+// shrinks and is freed only when collected, so a first start held about twice the memory of a
+// restart on the same directory. The first schema grows it by about 30 MB more. Here that memory
+// goes with the process; the service then opens the directory as on a restart.
 import { PGlite } from '@electric-sql/pglite'
 import { Kysely } from 'kysely'
 import { PGliteDialect } from 'kysely-pglite-dialect'
