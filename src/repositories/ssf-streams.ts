@@ -186,6 +186,8 @@ export interface PendingSets {
   readonly events: LoggedEvent[]
   /** More than `limit` were waiting. */
   readonly moreAvailable: boolean
+  /** Events of its types wait above the horizon: committed, deliverable once it passes them. */
+  readonly settling: boolean
 }
 
 const toEvent = (row: EventRow): LoggedEvent => ({
@@ -211,24 +213,14 @@ export async function pendingSets(db: Executor, streamId: string, limit: number)
   const stream = streams[0]
   if (!stream) return undefined
   const types = deliveredTypes(stream.events_requested)
-  if (stream.status !== 'enabled') return { stream, types, verifications: [], events: [], moreAvailable: false }
+  if (stream.status !== 'enabled') return { stream, types, verifications: [], events: [], moreAvailable: false, settling: false }
   const { rows: verifications } = await sql<{ id: string, state: string | null, requested_at: Date }>`
     select id::text as id, state, requested_at from ssf_verifications
     where stream_id = ${streamId}::uuid order by id limit ${limit + 1}`.execute(db)
   const room = limit + 1 - verifications.length
-  const events = room > 0 && types.length > 0
-    ? (await sql<EventRow>`
-        select e.id::text as id, e.txid::text as txid, e.occurred_at, e.event_type, e.user_id, e.session_id,
-               e.initiating_entity, e.reason_admin, e.detail
-        from ssf_streams s
-        join security_events e on (e.txid, e.id) > (s.cursor_txid, s.cursor_id)
-        where s.id = ${streamId}::uuid
-          and e.txid < ${HORIZON}
-          and e.event_type = any(${types}::text[])
-          and not exists (select 1 from ssf_stream_acks a where a.stream_id = s.id and a.event_id = e.id)
-        order by e.txid, e.id
-        limit ${room}`.execute(db)).rows
-    : []
+  const { events, settling } = room > 0 && types.length > 0
+    ? await eventsAfterCursor(db, streamId, types, room)
+    : { events: [], settling: false }
   const all = verifications.length + events.length
   const verificationsShown = verifications.slice(0, limit)
   const eventsShown = events.slice(0, Math.max(0, limit - verificationsShown.length))
@@ -237,8 +229,42 @@ export async function pendingSets(db: Executor, streamId: string, limit: number)
     types,
     verifications: verificationsShown.map((row) => ({ id: row.id, state: row.state, requestedAt: row.requested_at })),
     events: eventsShown.map(toEvent),
-    moreAvailable: all > limit
+    moreAvailable: all > limit,
+    settling
   }
+}
+
+/**
+ * Up to `limit` unacknowledged events below the horizon after the stream's cursor, and whether
+ * others wait above it. One statement, so one snapshot: an event missing from the first because
+ * of the horizon is always counted in the second (asked apart, the horizon could pass it between
+ * the two, and a long poll would then sleep on an event already deliverable).
+ */
+async function eventsAfterCursor(db: Executor, streamId: string, types: readonly SecurityEventType[], limit: number) {
+  const { rows } = await sql<EventRow & { settling: boolean }>`
+    with horizon as (select ${HORIZON} as xmin),
+    shown as (
+      select e.id, e.txid, e.occurred_at, e.event_type, e.user_id, e.session_id, e.initiating_entity, e.reason_admin, e.detail
+      from ssf_streams s
+      join security_events e on (e.txid, e.id) > (s.cursor_txid, s.cursor_id)
+      where s.id = ${streamId}::uuid
+        and e.txid < (select xmin from horizon)
+        and e.event_type = any(${types}::text[])
+        and not exists (select 1 from ssf_stream_acks a where a.stream_id = s.id and a.event_id = e.id)
+      order by e.txid, e.id
+      limit ${limit}
+    )
+    select exists (
+             select 1 from ssf_streams s
+             join security_events e on (e.txid, e.id) > (s.cursor_txid, s.cursor_id)
+             where s.id = ${streamId}::uuid and e.txid >= (select xmin from horizon) and e.event_type = any(${types}::text[])
+           ) as settling,
+           shown.id::text as id, shown.txid::text as txid, shown.occurred_at, shown.event_type, shown.user_id,
+           shown.session_id, shown.initiating_entity, shown.reason_admin, shown.detail
+    from (select 1) as one
+    left join shown on true
+    order by shown.txid, shown.id`.execute(db)
+  return { events: rows.filter((row) => row.id !== null), settling: rows[0]?.settling === true }
 }
 
 /** Whether events of these types wait after the cursor but above the horizon (still settling). */

@@ -66,10 +66,11 @@ export interface LongPollOptions<T> {
   /** Milliseconds to wait for something to deliver. */
   readonly timeoutMs: number
   readonly abort?: AbortSignal
-  /** One short query: what there is to deliver now (`ready`), else whether events are still settling. */
-  readonly read: () => Promise<{ ready: boolean, result: T }>
-  /** Events exist that are committed but not yet below the horizon: re-check soon. */
-  readonly settling: () => Promise<boolean>
+  /**
+   * One short query: what there is to deliver now (`ready`), and whether other events are
+   * committed but not yet below the horizon (`settling`: re-check soon), seen in one snapshot.
+   */
+  readonly read: () => Promise<{ ready: boolean, settling: boolean, result: T }>
 }
 
 const FIRST_RECHECK_MS = 5
@@ -85,10 +86,10 @@ export async function longPoll<T>(options: LongPollOptions<T>): Promise<T> {
   let recheckMs = FIRST_RECHECK_MS
   for (;;) {
     const seen = options.signal.generation
-    const { ready, result } = await options.read()
+    const { ready, settling, result } = await options.read()
     const remaining = deadline - Date.now()
     if (ready || remaining <= 0 || options.abort?.aborted || options.signal.closed) return result
-    if (await options.settling()) {
+    if (settling) {
       await options.signal.wait(seen, Math.min(recheckMs, remaining), options.abort)
       recheckMs = Math.min(recheckMs * 2, MAX_RECHECK_MS)
       continue

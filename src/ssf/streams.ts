@@ -8,7 +8,6 @@ import type { Database, SsfDeliveryMethod, SsfStreamStatus } from '../db/types.j
 import {
   acknowledge,
   deleteStream,
-  eventsBeyondHorizon,
   findStream,
   initialCursor,
   insertStream,
@@ -302,7 +301,7 @@ export function createStreamService(ctx: SsfContext) {
       sets[eventJti(event.id, streamId)] = ctx.sets.eventSet(event, address)
       count++
     }
-    return { sets, count, moreAvailable: pending.moreAvailable, types: pending.types }
+    return { sets, count, moreAvailable: pending.moreAvailable, settling: pending.settling, types: pending.types }
   }
 
   /** RFC 8936 §2: acknowledgements and errors first, then what waits (a long poll by default). */
@@ -343,9 +342,8 @@ export function createStreamService(ctx: SsfContext) {
           skipped = true
           await skipUndelivered(db, id, found.types)
         }
-        return { ready: found.count > 0 || found.moreAvailable, result: found }
-      }),
-      settling: () => queries.run(() => eventsBeyondHorizon(db, id, types))
+        return { ready: found.count > 0 || found.moreAvailable, settling: found.settling, result: found }
+      })
     })
     return { sets: result.sets, moreAvailable: result.moreAvailable }
   }

@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import t from 'tap'
+import { pendingSets } from '../../src/repositories/ssf-streams.js'
 import { API_PREFIX, bearer, decodeJwt, registerUser } from '../helper.js'
 import { createStream, decodeSet, drain, pollOnce, ssfApp, ssfCall } from './helper.js'
 
@@ -81,6 +82,8 @@ t.test('a long poll gets an event once an older transaction ends, with no notifi
   const waiting = ssfCall(app, token, 'POST', `/poll/${stream.stream_id}`, {})
   t.equal((await app.inject({ method: 'POST', url: `${API_PREFIX}/logout`, headers: bearer(pair.access_token) })).statusCode, 204)
   t.same((await pollOnce(app, token, stream.stream_id)).sets, {}, 'committed, but an older transaction is still running')
+  const held = await pendingSets(app.db, stream.stream_id, 10)
+  t.same([held?.events.length, held?.settling], [0, true], 'the same read says it is settling')
 
   await new Promise((resolve) => setTimeout(resolve, 300))
   release.open()
@@ -89,4 +92,6 @@ t.test('a long poll gets an event once an older transaction ends, with no notifi
   const elapsed = Date.now() - started
   t.same(Object.values(res.json().sets).map((set) => sessionOf(set as string)), [decodeJwt(pair.access_token).payload.sid])
   t.ok(elapsed < 3_000, `answered ${elapsed} ms after the poll started (SSF_POLL_TIMEOUT is 5 s)`)
+  const passed = await pendingSets(app.db, stream.stream_id, 10)
+  t.same([passed?.events.length, passed?.settling], [1, false], 'once the horizon passed it: shown, no longer settling')
 })
