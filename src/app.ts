@@ -116,7 +116,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}) {
   await app.register(livenessPlugin, {
     now,
     cacheSize: config.sessions.cacheSize,
-    cacheTtl: config.sessions.cacheTtl
+    cacheTtl: config.sessions.cacheTtl,
+    // A quarter of the pool on PostgreSQL, so logins and refreshes always find connections.
+    lookupConcurrency: config.databaseUrl ? Math.max(1, Math.floor(config.pgPoolSize / 4)) : 1
   })
   await app.register(housekeepingPlugin, {
     now,

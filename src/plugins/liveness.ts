@@ -8,8 +8,9 @@
 //   otherwise every check goes to the database, and on reconnect the cache is dropped whole;
 // - if the database cannot answer either, the check throws and the request gets a 503.
 import fp from 'fastify-plugin'
-import { findLiveSessionOwner } from '../repositories/sessions.js'
+import { findLiveSessionOwners } from '../repositories/sessions.js'
 import { LivenessCache } from '../services/liveness-cache.js'
+import { SessionOwnerBatcher } from '../services/session-owner-batcher.js'
 
 export interface SessionLiveness {
   isLive(sessionId: string, userId: string): Promise<boolean>
@@ -35,7 +36,12 @@ export interface LivenessPluginOptions {
   cacheSize: number
   /** SESSION_CACHE_TTL in seconds: how long a "live" answer is reused. */
   cacheTtl: number
+  /** Liveness queries in flight at once; the checks arriving meanwhile go together in the next. */
+  lookupConcurrency: number
 }
+
+/** Most sessions in one liveness query (a few KB of parameters). */
+const MOST_SESSIONS_PER_LOOKUP = 500
 
 export default fp<LivenessPluginOptions>(
   async function livenessPlugin(app, options) {
@@ -55,6 +61,14 @@ export default fp<LivenessPluginOptions>(
     app.addHook('onClose', () => feed.close())
 
     let trustedCache = false
+    const owners = new SessionOwnerBatcher({
+      query: (ids) => {
+        app.authMetrics.livenessQueries.inc()
+        return findLiveSessionOwners(app.db, ids, options.now())
+      },
+      maxInFlight: options.lookupConcurrency,
+      maxBatch: MOST_SESSIONS_PER_LOOKUP
+    })
     const cacheAnswers = app.authMetrics.livenessChecks.labels({ source: 'cache' })
     const databaseAnswers = app.authMetrics.livenessChecks.labels({ source: 'database' })
 
@@ -77,7 +91,7 @@ export default fp<LivenessPluginOptions>(
     async function askDatabase(sessionId: string, userId: string): Promise<boolean> {
       databaseAnswers.inc()
       const epoch = cache.epoch
-      const owner = await findLiveSessionOwner(app.db, sessionId, options.now())
+      const owner = await owners.owner(sessionId)
       // Gone or expired is for good (session ids are never reused); a session is alive for its owner only.
       if (owner === undefined) cache.rememberDead(sessionId)
       else cache.rememberAlive(sessionId, owner, epoch)

@@ -17,6 +17,8 @@ export interface AuthMetrics {
   readonly revocationNotifications: Counter
   /** Session liveness answers by source: cache or database. */
   readonly livenessChecks: Counter<'source'>
+  /** Database queries behind the database's answers: fewer than those when checks went together. */
+  readonly livenessQueries: Counter
   /** Requests answered 503 because the database was down or refusing work (never a client's abort). */
   readonly databaseUnavailable: Counter
   /** Logins, registrations and password changes answered 503 because password hashing was at its bound. */
@@ -74,6 +76,11 @@ export default fp(
         name: 'auth_session_liveness_checks_total',
         help: 'Session liveness answers by source (cache or database)',
         labelNames: ['source'],
+        registers: [registry]
+      }),
+      livenessQueries: new Counter({
+        name: 'auth_session_liveness_queries_total',
+        help: 'Database queries for session liveness (one answers every check gathered in it)',
         registers: [registry]
       }),
       databaseUnavailable: new Counter({

@@ -74,7 +74,7 @@ const END_SESSIONS = {
   allBut: endSessionsStatement('and id <> $10')
 }
 
-const FIND_LIVE_SESSION_OWNER = 'select user_id from user_sessions where id = $1 and expires_at > $2'
+const FIND_LIVE_SESSION_OWNERS = 'select id, user_id from user_sessions where id = any($1::uuid[]) and expires_at > $2'
 
 /**
  * Opens a session and records the event (login, register) in the same statement; false, and
@@ -142,12 +142,12 @@ export async function endSessions(db: Executor, selection: SessionSelection, aud
 }
 
 /**
- * The owner of a session that exists and has not expired, else undefined: the liveness check
- * behind every access token.
+ * The owners of those sessions that exist and have not expired, by session id (canonical UUIDs):
+ * the liveness check behind every access token, for many at once (services/session-owner-batcher.ts).
  */
-export async function findLiveSessionOwner(db: Executor, sessionId: string, now: Date): Promise<string | undefined> {
-  const rows = await runStatement<{ user_id: string }>(db, FIND_LIVE_SESSION_OWNER, [sessionId, now])
-  return rows[0]?.user_id
+export async function findLiveSessionOwners(db: Executor, sessionIds: readonly string[], now: Date): Promise<Map<string, string>> {
+  const rows = await runStatement<{ id: string, user_id: string }>(db, FIND_LIVE_SESSION_OWNERS, [sessionIds, now])
+  return new Map(rows.map((row) => [row.id, row.user_id]))
 }
 
 /**

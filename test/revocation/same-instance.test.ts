@@ -172,6 +172,23 @@ t.test('SESSION_CACHE_SIZE=0 turns the cache off: every check asks the database'
   t.equal((await me(ctx.app, pair.access_token)).statusCode, 401, 'no notification needed')
 })
 
+t.test('checks arriving together share a database query; each gets its own session\'s answer', async (t) => {
+  const ctx = await buildTestApp(t, { env: { SESSION_CACHE_SIZE: '0', PG_POOL_SIZE: '4' } })
+  const first = await registerUser(ctx.app)
+  const pairs = [first]
+  for (let i = 0; i < 29; i++) pairs.push(await registerUser(ctx.app))
+  const ended = pairs[7]
+  t.equal((await ctx.app.inject({ method: 'POST', url: `${API_PREFIX}/logout`, headers: bearer(ended.access_token) })).statusCode, 204)
+
+  const queries = async () => (await ctx.app.authMetrics.livenessQueries.get()).values[0]?.value ?? 0
+  const before = await queries()
+  const answers = await Promise.all(pairs.map((pair) => ctx.app.inject({ method: 'GET', url: `${API_PREFIX}/verify`, headers: bearer(pair.access_token) })))
+  t.same(answers.map((res) => res.statusCode), pairs.map((pair) => (pair === ended ? 401 : 204)), 'the ended session alone is refused')
+  t.same(answers.map((res) => res.headers['x-user-id']), pairs.map((pair) => (pair === ended ? undefined : pair.user.id)), 'each answer names its own user')
+  const used = (await queries()) - before
+  t.ok(used >= 1 && used <= 3, `30 checks in ${used} queries`)
+})
+
 t.test('fail closed: when neither the feed nor the database can answer, protected routes give 503', { skip: process.env.TEST_DATABASE_URL ? 'stops the embedded engine; the PostgreSQL outage is covered by the health tests' : false }, async (t) => {
   const ctx = await buildTestApp(t)
   const pair = await registerUser(ctx.app)
