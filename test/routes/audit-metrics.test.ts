@@ -126,6 +126,7 @@ t.test('GET /metrics: Prometheus text with per-route latency and the auth counte
   t.match(text, /auth_events_total\{kind="logout"\} 1/)
   t.match(text, /auth_events_total\{kind="login_failed"\} 1/)
   t.match(text, /auth_session_liveness_checks_total\{source="cache"\} [1-9]/)
+  t.match(text, /auth_session_liveness_queries_total [1-9]/, 'the database answers came from queries')
   t.match(text, /auth_revocation_notifications_total/)
   t.match(text, /process_resident_memory_bytes/)
   t.notMatch(text, /eyJ/, 'no token in metrics')
