@@ -3,12 +3,12 @@ import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { PGlite } from '@electric-sql/pglite'
+import type { PGlite } from '@electric-sql/pglite'
 import { Kysely, PostgresDialect } from 'kysely'
 import { PGliteDialect } from 'kysely-pglite-dialect'
 import pg from 'pg'
 import { isReadOnlyRefusal } from './errors.js'
-import { PGLITE_START_PARAMS } from './pglite-settings.js'
+import { createPglite } from './pglite-settings.js'
 import { usePreparedStatements, type StatementNaming } from './prepared-statements.js'
 import type { Database } from './types.js'
 
@@ -72,7 +72,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
     await mkdir(dataDir, { recursive: true })
     if (!existsSync(path.join(dataDir, 'PG_VERSION'))) await initialisePglite(dataDir)
   }
-  const pglite = await PGlite.create(dataDir, { startParams: [...PGLITE_START_PARAMS] })
+  const pglite = await createPglite(dataDir)
   const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) })
   return {
     db,

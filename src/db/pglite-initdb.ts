@@ -4,18 +4,17 @@
 // shrinks and is freed only when collected, so a first start held about twice the memory of a
 // restart on the same directory. The first schema grows it by about 30 MB more. Here that memory
 // goes with the process; the service then opens the directory as on a restart.
-import { PGlite } from '@electric-sql/pglite'
 import { Kysely } from 'kysely'
 import { PGliteDialect } from 'kysely-pglite-dialect'
 import { migrateToLatest } from './migrate.js'
-import { PGLITE_START_PARAMS } from './pglite-settings.js'
+import { createPglite } from './pglite-settings.js'
 
 const dataDir = process.argv[2]
 if (!dataDir) {
   console.error('usage: pglite-initdb <data directory>')
   process.exit(2)
 }
-const pglite = await PGlite.create(dataDir, { startParams: [...PGLITE_START_PARAMS] })
+const pglite = await createPglite(dataDir)
 const db = new Kysely<unknown>({ dialect: new PGliteDialect(pglite) })
 try {
   await migrateToLatest(db)
