@@ -3,7 +3,7 @@
 // horizon (txid < the snapshot's xmin: every transaction that could still commit an event comes
 // after them), and its cursor moves over the contiguous run of such events that are acknowledged
 // or of a type it does not receive. Acknowledgements beyond the cursor wait in ssf_stream_acks.
-import { sql, type Selectable } from 'kysely'
+import { sql, type RawBuilder, type Selectable } from 'kysely'
 import type { SecurityEventType } from './security-events.js'
 import type { SsfStreamsTable, SsfStreamStatus } from '../db/types.js'
 import { deliveredTypes, type LoggedEvent, type PendingVerification } from '../ssf/set-builder.js'
@@ -254,11 +254,7 @@ async function eventsAfterCursor(db: Executor, streamId: string, types: readonly
       order by e.txid, e.id
       limit ${limit}
     )
-    select exists (
-             select 1 from ssf_streams s
-             join security_events e on (e.txid, e.id) > (s.cursor_txid, s.cursor_id)
-             where s.id = ${streamId}::uuid and e.txid >= (select xmin from horizon) and e.event_type = any(${types}::text[])
-           ) as settling,
+    select ${settlingAfterCursor(streamId, types, sql`(select xmin from horizon)`)} as settling,
            shown.id::text as id, shown.txid::text as txid, shown.occurred_at, shown.event_type, shown.user_id,
            shown.session_id, shown.initiating_entity, shown.reason_admin, shown.detail
     from (select 1) as one
@@ -267,15 +263,19 @@ async function eventsAfterCursor(db: Executor, streamId: string, types: readonly
   return { events: rows.filter((row) => row.id !== null), settling: rows[0]?.settling === true }
 }
 
+/** Whether events of these types wait after the stream's cursor but at or above `horizon`. */
+function settlingAfterCursor(streamId: string, types: readonly SecurityEventType[], horizon: RawBuilder<unknown>) {
+  return sql<boolean>`exists (
+    select 1 from ssf_streams s
+    join security_events e on (e.txid, e.id) > (s.cursor_txid, s.cursor_id)
+    where s.id = ${streamId}::uuid and e.txid >= ${horizon} and e.event_type = any(${types}::text[]))`
+}
+
 /** Whether events of these types wait after the cursor but above the horizon (still settling). */
 export async function eventsBeyondHorizon(db: Executor, streamId: string, types: readonly SecurityEventType[]): Promise<boolean> {
   if (types.length === 0) return false
-  const { rows } = await sql`
-    select 1 from ssf_streams s
-    join security_events e on (e.txid, e.id) > (s.cursor_txid, s.cursor_id)
-    where s.id = ${streamId}::uuid and e.txid >= ${HORIZON} and e.event_type = any(${types}::text[])
-    limit 1`.execute(db)
-  return rows.length > 0
+  const { rows } = await sql<{ settling: boolean }>`select ${settlingAfterCursor(streamId, types, HORIZON)} as settling`.execute(db)
+  return rows[0].settling
 }
 
 export interface Acknowledgement {
