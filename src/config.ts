@@ -78,6 +78,7 @@ const EnvSchema = Type.Object({
   /** Default: the cores less one (at least 1); see passwordHashing in loadConfig. */
   PASSWORD_HASH_CONCURRENCY: Type.Optional(Type.Integer({ minimum: 1 })),
   PASSWORD_HASH_QUEUE: Type.Optional(Type.Integer({ minimum: 0 })),
+  PASSWORD_HASH_POLICY: Type.Union([Type.Literal('idle'), Type.Literal('normal')], { default: 'idle' }),
   PASSWORD_HASH_NICE: Type.Integer({ default: 19, minimum: 0, maximum: 19 }),
 
   /** Password reset and email verification by mail (docs/recovery.md); default: on, in production only with SMTP_URL. */
@@ -290,9 +291,14 @@ function parseAllowedOrigins(value: string, isProduction: boolean): string[] {
  * a login is better answered 503 at once than stretched (docs/decisions.md, "Bounded password
  * hashing").
  */
-function passwordHashingLimits(concurrency: number | undefined, queue: number | undefined, nice: number): PasswordHashingLimits {
-  const slots = concurrency ?? Math.max(1, availableParallelism() - 1)
-  return { concurrency: slots, queue: queue ?? 8 * slots, nice }
+/** PASSWORD_HASH_CONCURRENCY's default: the cores less one, leaving one to the event loop (at least 1). */
+export function defaultPasswordHashConcurrency(): number {
+  return Math.max(1, availableParallelism() - 1)
+}
+
+function passwordHashingLimits(env: Env): PasswordHashingLimits {
+  const slots = env.PASSWORD_HASH_CONCURRENCY ?? defaultPasswordHashConcurrency()
+  return { concurrency: slots, queue: env.PASSWORD_HASH_QUEUE ?? 8 * slots, priority: { policy: env.PASSWORD_HASH_POLICY, nice: env.PASSWORD_HASH_NICE } }
 }
 
 /** A link template: an absolute http(s) URL with `{token}` in it. */
@@ -443,7 +449,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     }),
     pgPoolSize: env.PG_POOL_SIZE,
     memoryReleaseIdle: parseDuration('MEMORY_RELEASE_IDLE', env.MEMORY_RELEASE_IDLE),
-    passwordHashing: Object.freeze(passwordHashingLimits(env.PASSWORD_HASH_CONCURRENCY, env.PASSWORD_HASH_QUEUE, env.PASSWORD_HASH_NICE)),
+    passwordHashing: Object.freeze(passwordHashingLimits(env)),
     recovery: recoverySettings(env, isProduction)
   })
 }

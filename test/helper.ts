@@ -116,8 +116,9 @@ export async function buildTestApp(t: Test, options: TestAppOptions = {}): Promi
     // test (test/routes/password-hashing-bound.test.ts), which sets it.
     PASSWORD_HASH_CONCURRENCY: '4',
     PASSWORD_HASH_QUEUE: '1000',
-    // Two test files keep both cores busy: hashing at nice 19 would wait behind them for seconds
-    // (test/unit/password-threads.test.ts checks the priority itself).
+    // Two test files keep both cores busy: hashing at SCHED_IDLE or nice 19 would wait behind
+    // them for seconds (test/unit/password-threads.test.ts checks the priority itself).
+    PASSWORD_HASH_POLICY: 'normal',
     PASSWORD_HASH_NICE: '0',
     SESSION_CLEANUP_INTERVAL: '0',
     JWT_PRIVATE_KEY: privateKeyPem,

@@ -3,9 +3,12 @@
 // @node-rs/argon2's async calls run on libuv's thread pool at the process's priority: during a
 // login flood they take whole cores from the event loop, and /verify (the gateway's check on
 // every request) slows with it. Here each computation runs synchronously in one of `size` worker
-// threads, each of which lowers its own priority (`nice`, Linux: setpriority on the thread id).
-// A busy machine then gives its CPU to the event loop first and to hashing with what is left;
-// an idle one runs hashing at full speed, since a nice value only matters under contention.
+// threads, each of which lowers its own priority (Linux): by default to SCHED_IDLE (`chrt -i`
+// on the thread id: Node has no binding for sched_setscheduler), where the thread runs only on
+// CPU nothing else wants and a waking event loop preempts it at once; failing that, or with
+// PASSWORD_HASH_POLICY=normal, a nice value (setpriority on the thread id). A busy machine then
+// gives its CPU to the event loop first and to hashing what is left; an idle one hashes at full
+// speed, since neither matters without contention. Measured in docs/scaling.md, "Login flood".
 // The count of computations at once is bounded by the caller (PasswordHasher's Semaphore), so
 // there is always an idle thread when run() is called.
 import { createRequire } from 'node:module'
@@ -15,13 +18,24 @@ import { Worker } from 'node:worker_threads'
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads')
 const argon2 = require(workerData.argon2)
-if (workerData.nice > 0) {
+let tid
+try {
+  // /proc/thread-self names this thread; on Linux both calls below can address one thread by it.
+  tid = Number(require('node:fs').readlinkSync('/proc/thread-self').split('/').pop())
+} catch {
+  // not Linux: the thread keeps the process's priority
+}
+let idle = false
+if (tid !== undefined && workerData.policy === 'idle') {
+  const chrt = require('node:child_process').spawnSync('chrt', ['--idle', '--pid', '0', String(tid)], { stdio: 'ignore', timeout: 5000 })
+  idle = chrt.status === 0
+  if (!idle) process.emitWarning('password hashing: chrt --idle failed (no util-linux?); the hashing thread runs at nice ' + workerData.nice + ' instead')
+}
+if (tid !== undefined && !idle && workerData.nice > 0) {
   try {
-    // /proc/thread-self names this thread; setpriority(PRIO_PROCESS, tid) on Linux sets one thread.
-    const tid = Number(require('node:fs').readlinkSync('/proc/thread-self').split('/').pop())
     require('node:os').setPriority(tid, workerData.nice)
   } catch {
-    // not Linux, or not allowed: the thread keeps the process's priority
+    // not allowed: the thread keeps the process's priority
   }
 }
 parentPort.on('message', ({ op, password, hash, options }) => {
@@ -38,6 +52,15 @@ export type PasswordJob =
   | { readonly op: 'hash', readonly password: string, readonly options: object }
   | { readonly op: 'verify', readonly hash: string, readonly password: string }
 
+/**
+ * How the hashing threads yield the CPU: `idle`, SCHED_IDLE (falling back to `nice` where it
+ * cannot be set), or `normal`, only the nice value (0-19; 0 is the process's own priority).
+ */
+export interface HashThreadPriority {
+  readonly policy: 'idle' | 'normal'
+  readonly nice: number
+}
+
 /** A hashing thread died or could not be had: a server error (500 path), never a wrong password. */
 export class PasswordThreadError extends Error {}
 
@@ -51,9 +74,9 @@ class HashThread {
   private pending: Pending | undefined
   dead = false
 
-  constructor(nice: number) {
+  constructor(priority: HashThreadPriority) {
     const argon2 = createRequire(import.meta.url).resolve('@node-rs/argon2')
-    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { argon2, nice } })
+    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { argon2, ...priority } })
     this.worker.on('message', (message: { value?: string | boolean, error?: string }) => {
       const pending = this.pending
       this.pending = undefined
@@ -90,18 +113,18 @@ class HashThread {
   }
 }
 
-/** Up to `size` hashing threads, started on first use (none at rest), at priority `nice` (0-19). */
+/** Up to `size` hashing threads, started on first use (none at rest), at `priority`. */
 export class PasswordThreads {
   private threads: HashThread[] = []
 
-  constructor(private readonly size: number, private readonly nice: number) {}
+  constructor(private readonly size: number, private readonly priority: HashThreadPriority) {}
 
   run(job: PasswordJob): Promise<string | boolean> {
     this.threads = this.threads.filter((thread) => !thread.dead)
     let thread = this.threads.find((candidate) => candidate.idle)
     if (!thread) {
       if (this.threads.length >= this.size) return Promise.reject(new PasswordThreadError('every password hashing thread is busy'))
-      thread = new HashThread(this.nice)
+      thread = new HashThread(this.priority)
       this.threads.push(thread)
     }
     return thread.run(job)

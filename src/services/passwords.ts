@@ -1,7 +1,7 @@
 import { hash, verify, type Algorithm } from '@node-rs/argon2'
 import { QueueFullError, Semaphore } from '../concurrency.js'
 import { PasswordHashingBusyError } from './errors.js'
-import { PasswordThreadError, PasswordThreads } from './password-threads.js'
+import { PasswordThreadError, PasswordThreads, type HashThreadPriority } from './password-threads.js'
 
 // OWASP Password Storage Cheat Sheet: argon2id, m=19 MiB, t=2, p=1. The functions below run it
 // on libuv's thread pool (scripts, tests); the service's PasswordHasher on threads of its own.
@@ -41,11 +41,12 @@ export interface PasswordHashingLimits {
    */
   readonly refusalDelayMs?: number
   /**
-   * The OS priority (nice, 0-19) of the hashing threads (PASSWORD_HASH_NICE; default 0 here, the
-   * process's own). Above 0 a machine short of CPU serves the event loop (/verify) first and
-   * hashing with what is left; an idle one hashes at full speed (services/password-threads.ts).
+   * The OS priority of the hashing threads (PASSWORD_HASH_POLICY and PASSWORD_HASH_NICE; default
+   * here `normal` at nice 0, the process's own). Below the process's, a machine short of CPU
+   * serves the event loop (/verify) first and hashing with what is left; an idle one hashes at
+   * full speed (services/password-threads.ts).
    */
-  readonly nice?: number
+  readonly priority?: HashThreadPriority
 }
 
 /** PasswordHashingLimits.refusalDelayMs's default: the Retry-After of the 503. */
@@ -65,7 +66,7 @@ export class PasswordHasher {
 
   constructor(readonly limits: PasswordHashingLimits) {
     this.slots = new Semaphore(limits.concurrency, limits.queue)
-    this.threads = new PasswordThreads(limits.concurrency, limits.nice ?? 0)
+    this.threads = new PasswordThreads(limits.concurrency, limits.priority ?? { policy: 'normal', nice: 0 })
   }
 
   /** Ends the hashing threads (the app's onClose). */

@@ -58,6 +58,7 @@ export async function startServer(env: Record<string, string>, options: StartOpt
       LOG_LEVEL: 'warn',
       RATE_LIMIT: 'off',
       PASSWORD_HASH_CONCURRENCY: '4', // as in test/helper.ts
+      PASSWORD_HASH_POLICY: 'normal',
       PASSWORD_HASH_NICE: '0',
       PASSWORD_HASH_QUEUE: '1000',
       SESSION_CLEANUP_INTERVAL: '0',

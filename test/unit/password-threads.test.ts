@@ -1,22 +1,29 @@
 // The service hashes passwords on threads of its own at a low OS priority
 // (src/services/password-threads.ts): none at rest, at most PASSWORD_HASH_CONCURRENCY, each at
-// PASSWORD_HASH_NICE on Linux, with the same results as the thread-pool functions.
+// SCHED_IDLE or PASSWORD_HASH_NICE on Linux, with the same results as the thread-pool functions.
+import { spawnSync } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import t from 'tap'
+import { ConfigError, loadConfig } from '../../src/config.js'
 import { PasswordHasher, hashPassword, verifyPassword } from '../../src/services/passwords.js'
 import { PASSWORD } from '../helper.js'
 
-/** The nice value of each thread of this process (Linux; the 19th field of /proc/<pid>/task/<tid>/stat). */
-function niceValues(): number[] {
+/** One field of /proc/<pid>/task/<tid>/stat for each thread of this process (Linux; `field` as proc(5) numbers them). */
+function threadStat(field: number): number[] {
   return readdirSync('/proc/self/task').map((tid) => {
     const fields = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ')
-    return Number(fields[16])
+    return Number(fields[field - 3])
   })
 }
+const niceValues = () => threadStat(19)
+/** SCHED_IDLE, as the 41st field (policy) gives it. */
+const SCHED_IDLE = 5
+const idleThreads = () => threadStat(41).filter((policy) => policy === SCHED_IDLE).length
 const linux = existsSync('/proc/self/task')
+const chrt = spawnSync('chrt', ['--version'], { stdio: 'ignore' }).status === 0
 
 t.test('hash, verify and the timing burn run on the threads, with the results of the thread-pool functions', async (t) => {
-  const hasher = new PasswordHasher({ concurrency: 2, queue: 8, nice: 19 })
+  const hasher = new PasswordHasher({ concurrency: 2, queue: 8, priority: { policy: 'normal', nice: 19 } })
   t.teardown(() => hasher.close())
   const before = linux ? niceValues().filter((nice) => nice === 19).length : 0
 
@@ -36,9 +43,20 @@ t.test('hash, verify and the timing burn run on the threads, with the results of
   }
 })
 
+t.test('policy idle: the threads run at SCHED_IDLE', { skip: linux && chrt ? false : 'needs /proc (Linux) and chrt (util-linux)' }, async (t) => {
+  const before = idleThreads()
+  const niceBefore = niceValues().filter((nice) => nice === 19).length
+  const hasher = new PasswordHasher({ concurrency: 2, queue: 8, priority: { policy: 'idle', nice: 19 } })
+  t.teardown(() => hasher.close())
+  const hash = await hasher.hash(PASSWORD)
+  t.same(await Promise.all([hasher.verify(hash, PASSWORD), hasher.verify(hash, 'wrong')]), [true, false], 'each its own answer')
+  t.equal(idleThreads() - before, 2, 'two threads, each at SCHED_IDLE')
+  t.equal(niceValues().filter((nice) => nice === 19).length, niceBefore, 'and no nice value on top: SCHED_IDLE ignores it')
+})
+
 t.test('no thread at rest; nice 0 leaves the threads at the process priority', { skip: linux ? false : 'needs /proc (Linux)' }, async (t) => {
   const threadsBefore = readdirSync('/proc/self/task').length
-  const hasher = new PasswordHasher({ concurrency: 3, queue: 8, nice: 0 })
+  const hasher = new PasswordHasher({ concurrency: 3, queue: 8, priority: { policy: 'normal', nice: 0 } })
   t.teardown(() => hasher.close())
   t.equal(readdirSync('/proc/self/task').length, threadsBefore, 'constructing it starts no thread')
   const niceBefore = niceValues().filter((nice) => nice > 0).length
@@ -57,7 +75,7 @@ t.test('releaseIdleThreads() ends the threads not computing; the next hash start
     return threadCount()
   }
   const threadsBefore = threadCount()
-  const hasher = new PasswordHasher({ concurrency: 2, queue: 8, nice: 0 })
+  const hasher = new PasswordHasher({ concurrency: 2, queue: 8 })
   t.teardown(() => hasher.close())
   const hash = await hasher.hash(PASSWORD)
   await Promise.all([hasher.verify(hash, PASSWORD), hasher.verify(hash, 'wrong')])
@@ -72,4 +90,25 @@ t.test('releaseIdleThreads() ends the threads not computing; the next hash start
   t.equal(await settled(threadsBefore), threadsBefore, 'idle: none left')
   t.equal(await hasher.verify(hash, PASSWORD), true, 'a hash after the release works, on a new thread')
   t.equal(threadCount(), threadsBefore + 1, 'one thread again')
+})
+
+t.test('policy idle without chrt: the threads fall back to the nice value', { skip: linux ? false : 'needs /proc (Linux)' }, async (t) => {
+  const path = process.env.PATH
+  // A worker takes a copy of process.env when it starts: this one finds no chrt.
+  process.env.PATH = '/nonexistent'
+  t.teardown(() => { process.env.PATH = path })
+  const before = { idle: idleThreads(), nice: niceValues().filter((nice) => nice === 19).length }
+  const hasher = new PasswordHasher({ concurrency: 1, queue: 8, priority: { policy: 'idle', nice: 19 } })
+  t.teardown(() => hasher.close())
+  await hasher.hash(PASSWORD)
+  process.env.PATH = path
+  t.equal(idleThreads(), before.idle, 'no SCHED_IDLE thread')
+  t.equal(niceValues().filter((nice) => nice === 19).length - before.nice, 1, 'the thread at nice 19')
+})
+
+t.test('PASSWORD_HASH_POLICY and PASSWORD_HASH_NICE: idle at 19 by default, anything else refused at start', async (t) => {
+  t.same(loadConfig({ NODE_ENV: 'test' }).passwordHashing.priority, { policy: 'idle', nice: 19 })
+  t.same(loadConfig({ NODE_ENV: 'test', PASSWORD_HASH_POLICY: 'normal', PASSWORD_HASH_NICE: '5' }).passwordHashing.priority, { policy: 'normal', nice: 5 })
+  t.throws(() => loadConfig({ NODE_ENV: 'test', PASSWORD_HASH_POLICY: 'batch' }), ConfigError)
+  t.throws(() => loadConfig({ NODE_ENV: 'test', PASSWORD_HASH_NICE: '20' }), ConfigError)
 })
