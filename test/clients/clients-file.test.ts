@@ -190,7 +190,11 @@ t.test('without SERVICE_CLIENTS_FILE every machine endpoint answers 401', async 
   t.equal((await forgedIsGenuine.app.inject(requests['GET /admin/users, Bearer'])).statusCode, 404, 'the same token with the client declared: past the 401')
 })
 
-/** Runs src/server.ts with `env` until it exits (at most 20 s); its exit code, stdout and stderr. */
+/**
+ * Runs src/server.ts with `env` until it exits; its exit code, stdout and stderr. Killed after
+ * 60 s: a bad file is refused before anything starts, but loading the service through tsx takes
+ * four such processes over 20 s on two busy cores (seen once in CI, beside two test files).
+ */
 function runServer(env: Record<string, string>): Promise<{ code: number | null, stdout: string, stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
@@ -202,7 +206,7 @@ function runServer(env: Record<string, string>): Promise<{ code: number | null, 
     let stderr = ''
     child.stdout.on('data', (chunk) => (stdout += chunk))
     child.stderr.on('data', (chunk) => (stderr += chunk))
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000)
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
     child.once('error', reject)
     child.once('exit', (code) => {
       clearTimeout(timer)
