@@ -285,16 +285,17 @@ function parseAllowedOrigins(value: string, isProduction: boolean): string[] {
   return origins
 }
 
-/**
- * Password hashing leaves one core to the event loop (at least one computation at once) and lets
- * eight per slot wait (argon2id takes 15-30 ms: at most about 150-250 ms of waiting), past which
- * a login is better answered 503 at once than stretched (docs/decisions.md, "Bounded password
- * hashing").
- */
 /** PASSWORD_HASH_CONCURRENCY's default: the cores less one, leaving one to the event loop (at least 1). */
 export function defaultPasswordHashConcurrency(): number {
   return Math.max(1, availableParallelism() - 1)
 }
+
+/**
+ * Password hashing leaves one core to the event loop (at least one computation at once) and lets
+ * eight per slot wait (argon2id takes 15-30 ms: at most about 150-250 ms of waiting), past which
+ * a login is better answered 503 at once than stretched (docs/decisions.md, "Bounded password
+ * hashing"); its threads yield the CPU as PASSWORD_HASH_POLICY and PASSWORD_HASH_NICE say.
+ */
 
 function passwordHashingLimits(env: Env): PasswordHashingLimits {
   const slots = env.PASSWORD_HASH_CONCURRENCY ?? defaultPasswordHashConcurrency()
