@@ -296,7 +296,6 @@ export function defaultPasswordHashConcurrency(): number {
  * a login is better answered 503 at once than stretched (docs/decisions.md, "Bounded password
  * hashing"); its threads yield the CPU as PASSWORD_HASH_POLICY and PASSWORD_HASH_NICE say.
  */
-
 function passwordHashingLimits(env: Env): PasswordHashingLimits {
   const slots = env.PASSWORD_HASH_CONCURRENCY ?? defaultPasswordHashConcurrency()
   return { concurrency: slots, queue: env.PASSWORD_HASH_QUEUE ?? 8 * slots, priority: { policy: env.PASSWORD_HASH_POLICY, nice: env.PASSWORD_HASH_NICE } }

@@ -16,6 +16,7 @@ function threadStat(field: number): number[] {
   })
 }
 const niceValues = () => threadStat(19)
+const threadsAtNice = (value: number) => niceValues().filter((nice) => nice === value).length
 /** SCHED_IDLE, as the 41st field (policy) gives it. */
 const SCHED_IDLE = 5
 const idleThreads = () => threadStat(41).filter((policy) => policy === SCHED_IDLE).length
@@ -25,7 +26,7 @@ const chrt = spawnSync('chrt', ['--version'], { stdio: 'ignore' }).status === 0
 t.test('hash, verify and the timing burn run on the threads, with the results of the thread-pool functions', async (t) => {
   const hasher = new PasswordHasher({ concurrency: 2, queue: 8, priority: { policy: 'normal', nice: 19 } })
   t.teardown(() => hasher.close())
-  const before = linux ? niceValues().filter((nice) => nice === 19).length : 0
+  const before = linux ? threadsAtNice(19) : 0
 
   const hash = await hasher.hash(PASSWORD)
   t.match(hash, /^\$argon2id\$v=19\$m=19456,t=2,p=1\$/, 'argon2id with the service parameters')
@@ -39,19 +40,19 @@ t.test('hash, verify and the timing burn run on the threads, with the results of
   t.same(many, [true, false, true, false, true, false], 'six at once over two threads, each its own answer')
 
   if (linux) {
-    t.equal(niceValues().filter((nice) => nice === 19).length - before, 2, 'two threads (the concurrency), each at nice 19')
+    t.equal(threadsAtNice(19) - before, 2, 'two threads (the concurrency), each at nice 19')
   }
 })
 
 t.test('policy idle: the threads run at SCHED_IDLE', { skip: linux && chrt ? false : 'needs /proc (Linux) and chrt (util-linux)' }, async (t) => {
   const before = idleThreads()
-  const niceBefore = niceValues().filter((nice) => nice === 19).length
+  const niceBefore = threadsAtNice(19)
   const hasher = new PasswordHasher({ concurrency: 2, queue: 8, priority: { policy: 'idle', nice: 19 } })
   t.teardown(() => hasher.close())
   const hash = await hasher.hash(PASSWORD)
   t.same(await Promise.all([hasher.verify(hash, PASSWORD), hasher.verify(hash, 'wrong')]), [true, false], 'each its own answer')
   t.equal(idleThreads() - before, 2, 'two threads, each at SCHED_IDLE')
-  t.equal(niceValues().filter((nice) => nice === 19).length, niceBefore, 'and no nice value on top: SCHED_IDLE ignores it')
+  t.equal(threadsAtNice(19), niceBefore, 'and no nice value on top: SCHED_IDLE ignores it')
 })
 
 t.test('no thread at rest; nice 0 leaves the threads at the process priority', { skip: linux ? false : 'needs /proc (Linux)' }, async (t) => {
@@ -97,13 +98,13 @@ t.test('policy idle without chrt: the threads fall back to the nice value', { sk
   // A worker takes a copy of process.env when it starts: this one finds no chrt.
   process.env.PATH = '/nonexistent'
   t.teardown(() => { process.env.PATH = path })
-  const before = { idle: idleThreads(), nice: niceValues().filter((nice) => nice === 19).length }
+  const before = { idle: idleThreads(), nice: threadsAtNice(19) }
   const hasher = new PasswordHasher({ concurrency: 1, queue: 8, priority: { policy: 'idle', nice: 19 } })
   t.teardown(() => hasher.close())
   await hasher.hash(PASSWORD)
   process.env.PATH = path
   t.equal(idleThreads(), before.idle, 'no SCHED_IDLE thread')
-  t.equal(niceValues().filter((nice) => nice === 19).length - before.nice, 1, 'the thread at nice 19')
+  t.equal(threadsAtNice(19) - before.nice, 1, 'the thread at nice 19')
 })
 
 t.test('PASSWORD_HASH_POLICY and PASSWORD_HASH_NICE: idle at 19 by default, anything else refused at start', async (t) => {
