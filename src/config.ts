@@ -3,6 +3,7 @@ import { Type, type Static } from '@sinclair/typebox'
 import { availableParallelism } from 'node:os'
 import type { SigningAlgorithm } from './auth/keys.js'
 import type { PasswordHashingLimits } from './services/passwords.js'
+import { allowedCpus, hashingCpus } from './services/password-threads.js'
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 /** Where /metrics and /docs are served: the public listener, the internal one, or nowhere. */
@@ -80,6 +81,7 @@ const EnvSchema = Type.Object({
   PASSWORD_HASH_QUEUE: Type.Optional(Type.Integer({ minimum: 0 })),
   PASSWORD_HASH_POLICY: Type.Union([Type.Literal('idle'), Type.Literal('normal')], { default: 'idle' }),
   PASSWORD_HASH_NICE: Type.Integer({ default: 19, minimum: 0, maximum: 19 }),
+  PASSWORD_HASH_CPUS: Type.Union([Type.Literal('all-but-one'), Type.Literal('all')], { default: 'all-but-one' }),
 
   /** Password reset and email verification by mail (docs/recovery.md); default: on, in production only with SMTP_URL. */
   RECOVERY: Type.Optional(Type.Union([Type.Literal('on'), Type.Literal('off')])),
@@ -294,11 +296,17 @@ export function defaultPasswordHashConcurrency(): number {
  * Password hashing leaves one core to the event loop (at least one computation at once) and lets
  * eight per slot wait (argon2id takes 15-30 ms: at most about 150-250 ms of waiting), past which
  * a login is better answered 503 at once than stretched (docs/decisions.md, "Bounded password
- * hashing"); its threads yield the CPU as PASSWORD_HASH_POLICY and PASSWORD_HASH_NICE say.
+ * hashing"); its threads yield the CPU as PASSWORD_HASH_POLICY and PASSWORD_HASH_NICE say, on the
+ * CPUs PASSWORD_HASH_CPUS leaves them.
  */
 function passwordHashingLimits(env: Env): PasswordHashingLimits {
   const slots = env.PASSWORD_HASH_CONCURRENCY ?? defaultPasswordHashConcurrency()
-  return { concurrency: slots, queue: env.PASSWORD_HASH_QUEUE ?? 8 * slots, priority: { policy: env.PASSWORD_HASH_POLICY, nice: env.PASSWORD_HASH_NICE } }
+  const cpus = hashingCpus(env.PASSWORD_HASH_CPUS, slots, allowedCpus())
+  return {
+    concurrency: slots,
+    queue: env.PASSWORD_HASH_QUEUE ?? 8 * slots,
+    priority: { policy: env.PASSWORD_HASH_POLICY, nice: env.PASSWORD_HASH_NICE, ...(cpus ? { cpus } : {}) }
+  }
 }
 
 /** A link template: an absolute http(s) URL with `{token}` in it. */

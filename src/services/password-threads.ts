@@ -8,9 +8,12 @@
 // CPU nothing else wants and a waking event loop preempts it at once; failing that, or with
 // PASSWORD_HASH_POLICY=normal, a nice value (setpriority on the thread id). A busy machine then
 // gives its CPU to the event loop first and to hashing what is left; an idle one hashes at full
-// speed, since neither matters without contention. Measured in docs/scaling.md, "Login flood".
+// speed, since neither matters without contention. By default the threads also keep off one CPU
+// (PASSWORD_HASH_CPUS; `taskset` on the thread id), whose caches argon2id then never floods.
+// Measured in docs/scaling.md, "Login flood".
 // The count of computations at once is bounded by the caller (PasswordHasher's Semaphore), so
 // there is always an idle thread when run() is called.
+import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { Worker } from 'node:worker_threads'
 
@@ -38,6 +41,10 @@ if (tid !== undefined && !idle && workerData.nice > 0) {
     // not allowed: the thread keeps the process's priority
   }
 }
+if (tid !== undefined && workerData.cpus !== undefined) {
+  const taskset = require('node:child_process').spawnSync('taskset', ['--cpu-list', '--pid', workerData.cpus, String(tid)], { stdio: 'ignore', timeout: 5000 })
+  if (taskset.status !== 0) process.emitWarning('password hashing: taskset failed (no util-linux?); the hashing thread may run on any CPU')
+}
 parentPort.on('message', ({ op, password, hash, options }) => {
   try {
     const value = op === 'hash' ? argon2.hashSync(password, options) : argon2.verifySync(hash, password)
@@ -59,6 +66,44 @@ export type PasswordJob =
 export interface HashThreadPriority {
   readonly policy: 'idle' | 'normal'
   readonly nice: number
+  /**
+   * The CPUs the threads may run on (`taskset`; Linux), or any. hashingCpus() leaves out the
+   * first the process may use, so argon2id never streams its 19 MiB through that core's caches
+   * and a waking event loop finds it without preempting a hash.
+   */
+  readonly cpus?: readonly number[]
+}
+
+/** The CPUs this process may run on (Linux), or undefined where unknown. */
+export function allowedCpus(): number[] | undefined {
+  try {
+    return parseCpusAllowed(readFileSync('/proc/self/status', 'utf8'))
+  } catch {
+    return undefined // not Linux
+  }
+}
+
+/** The Cpus_allowed_list of a /proc status file ("0-3,8"), as CPU numbers. */
+export function parseCpusAllowed(status: string): number[] | undefined {
+  const list = /^Cpus_allowed_list:\s*([\d,-]+)$/m.exec(status)?.[1]
+  const cpus: number[] = []
+  for (const range of list?.split(',') ?? []) {
+    const [first, last = first] = range.split('-').map((cpu) => Number.parseInt(cpu, 10))
+    if (!Number.isInteger(first) || !Number.isInteger(last)) return undefined
+    for (let cpu = first!; cpu <= last!; cpu++) cpus.push(cpu)
+  }
+  return cpus.length > 0 ? cpus : undefined
+}
+
+/**
+ * Where `threads` hashing threads run (PASSWORD_HASH_CPUS): `all-but-one`, every CPU the process
+ * may use but the first, where that still leaves one per thread (PASSWORD_HASH_CONCURRENCY's
+ * default, the cores less one, always does); otherwise, or with `all`, any CPU. Measured in
+ * docs/scaling.md, "Login flood".
+ */
+export function hashingCpus(setting: 'all-but-one' | 'all', threads: number, cpus: readonly number[] | undefined): number[] | undefined {
+  if (setting === 'all' || cpus === undefined || cpus.length - 1 < threads) return undefined
+  return cpus.slice(1)
 }
 
 /** A hashing thread died or could not be had: a server error (500 path), never a wrong password. */
@@ -76,7 +121,8 @@ class HashThread {
 
   constructor(priority: HashThreadPriority) {
     const argon2 = createRequire(import.meta.url).resolve('@node-rs/argon2')
-    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { argon2, ...priority } })
+    const { policy, nice, cpus } = priority
+    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { argon2, policy, nice, cpus: cpus?.join(',') } })
     this.worker.on('message', (message: { value?: string | boolean, error?: string }) => {
       const pending = this.pending
       this.pending = undefined

@@ -1,10 +1,13 @@
 // The service hashes passwords on threads of its own at a low OS priority
 // (src/services/password-threads.ts): none at rest, at most PASSWORD_HASH_CONCURRENCY, each at
-// SCHED_IDLE or PASSWORD_HASH_NICE on Linux, with the same results as the thread-pool functions.
+// SCHED_IDLE or PASSWORD_HASH_NICE on Linux and kept off one CPU (PASSWORD_HASH_CPUS), with the
+// same results as the thread-pool functions.
 import { spawnSync } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
 import t from 'tap'
 import { ConfigError, loadConfig } from '../../src/config.js'
+import { allowedCpus, hashingCpus, parseCpusAllowed } from '../../src/services/password-threads.js'
 import { PasswordHasher, hashPassword, verifyPassword } from '../../src/services/passwords.js'
 import { PASSWORD } from '../helper.js'
 
@@ -22,6 +25,10 @@ const SCHED_IDLE = 5
 const idleThreads = () => threadStat(41).filter((policy) => policy === SCHED_IDLE).length
 const linux = existsSync('/proc/self/task')
 const chrt = spawnSync('chrt', ['--version'], { stdio: 'ignore' }).status === 0
+const taskset = spawnSync('taskset', ['--version'], { stdio: 'ignore' }).status === 0
+/** The CPU list of each thread of this process, as /proc gives it ("0-1", "1"). */
+const threadCpuLists = () => readdirSync('/proc/self/task').map((tid) =>
+  /^Cpus_allowed_list:\s*(\S+)$/m.exec(readFileSync(`/proc/self/task/${tid}/status`, 'utf8'))![1]!)
 
 t.test('hash, verify and the timing burn run on the threads, with the results of the thread-pool functions', async (t) => {
   const hasher = new PasswordHasher({ concurrency: 2, queue: 8, priority: { policy: 'normal', nice: 19 } })
@@ -93,23 +100,62 @@ t.test('releaseIdleThreads() ends the threads not computing; the next hash start
   t.equal(threadCount(), threadsBefore + 1, 'one thread again')
 })
 
-t.test('policy idle without chrt: the threads fall back to the nice value', { skip: linux ? false : 'needs /proc (Linux)' }, async (t) => {
+t.test('without util-linux: the threads fall back to the nice value, on any CPU', { skip: linux ? false : 'needs /proc (Linux)' }, async (t) => {
   const path = process.env.PATH
-  // A worker takes a copy of process.env when it starts: this one finds no chrt.
+  // A worker takes a copy of process.env when it starts: this one finds neither chrt nor taskset.
   process.env.PATH = '/nonexistent'
   t.teardown(() => { process.env.PATH = path })
+  const cpus = allowedCpus()!
+  const pinnedBefore = threadCpuLists().filter((list) => list === String(cpus.at(-1))).length
   const before = { idle: idleThreads(), nice: threadsAtNice(19) }
-  const hasher = new PasswordHasher({ concurrency: 1, queue: 8, priority: { policy: 'idle', nice: 19 } })
+  const hasher = new PasswordHasher({ concurrency: 1, queue: 8, priority: { policy: 'idle', nice: 19, cpus: cpus.slice(-1) } })
   t.teardown(() => hasher.close())
   await hasher.hash(PASSWORD)
   process.env.PATH = path
   t.equal(idleThreads(), before.idle, 'no SCHED_IDLE thread')
   t.equal(threadsAtNice(19) - before.nice, 1, 'the thread at nice 19')
+  if (cpus.length > 1) t.equal(threadCpuLists().filter((list) => list === String(cpus.at(-1))).length, pinnedBefore, 'and on every CPU')
 })
 
 t.test('PASSWORD_HASH_POLICY and PASSWORD_HASH_NICE: idle at 19 by default, anything else refused at start', async (t) => {
-  t.same(loadConfig({ NODE_ENV: 'test' }).passwordHashing.priority, { policy: 'idle', nice: 19 })
-  t.same(loadConfig({ NODE_ENV: 'test', PASSWORD_HASH_POLICY: 'normal', PASSWORD_HASH_NICE: '5' }).passwordHashing.priority, { policy: 'normal', nice: 5 })
+  t.match(loadConfig({ NODE_ENV: 'test' }).passwordHashing.priority, { policy: 'idle', nice: 19 })
+  t.match(loadConfig({ NODE_ENV: 'test', PASSWORD_HASH_POLICY: 'normal', PASSWORD_HASH_NICE: '5' }).passwordHashing.priority, { policy: 'normal', nice: 5 })
   t.throws(() => loadConfig({ NODE_ENV: 'test', PASSWORD_HASH_POLICY: 'batch' }), ConfigError)
   t.throws(() => loadConfig({ NODE_ENV: 'test', PASSWORD_HASH_NICE: '20' }), ConfigError)
+})
+
+t.test('allowedCpus() reads the process CPU list; hashingCpus() leaves the first out when every thread still has one', async (t) => {
+  t.same(parseCpusAllowed('Name:\tnode\nCpus_allowed:\tf0d\nCpus_allowed_list:\t0-3,8,10-11\n'), [0, 1, 2, 3, 8, 10, 11], 'ranges and single CPUs')
+  t.equal(parseCpusAllowed('Name:\tnode\n'), undefined, 'no list: unknown')
+  t.equal(parseCpusAllowed('Cpus_allowed_list:\tx-y\n'), undefined, 'unreadable: unknown')
+  t.equal(parseCpusAllowed('Cpus_allowed_list:\t3-,1\n'), undefined, 'half a range: unknown')
+  if (linux) t.equal(allowedCpus()?.length, availableParallelism(), 'on this machine: as many as Node counts')
+
+  t.same(hashingCpus('all-but-one', 1, [0, 1]), [1], 'two CPUs, one thread: the second CPU')
+  t.same(hashingCpus('all-but-one', 3, [2, 3, 4, 5]), [3, 4, 5], 'the first CPU of the set left out, not CPU 0')
+  t.equal(hashingCpus('all-but-one', 2, [0, 1]), undefined, 'more threads than CPUs left: any CPU')
+  t.equal(hashingCpus('all-but-one', 1, [0]), undefined, 'one CPU: any CPU')
+  t.equal(hashingCpus('all-but-one', 1, undefined), undefined, 'CPUs unknown: any CPU')
+  t.equal(hashingCpus('all', 1, [0, 1, 2, 3]), undefined, 'all: any CPU')
+})
+
+t.test('PASSWORD_HASH_CPUS: all-but-one by default, all, anything else refused at start', async (t) => {
+  const cpus = allowedCpus()
+  const expected = cpus && cpus.length > 1 ? cpus.slice(1) : undefined
+  t.same(loadConfig({ NODE_ENV: 'test' }).passwordHashing.priority?.cpus, expected, `the default on this machine: ${expected?.join(',') ?? 'any CPU'}`)
+  t.equal(loadConfig({ NODE_ENV: 'test', PASSWORD_HASH_CPUS: 'all' }).passwordHashing.priority?.cpus, undefined, 'all: any CPU')
+  t.equal(loadConfig({ NODE_ENV: 'test', PASSWORD_HASH_CONCURRENCY: String(availableParallelism()) }).passwordHashing.priority?.cpus, undefined, 'a thread per CPU: any CPU')
+  t.throws(() => loadConfig({ NODE_ENV: 'test', PASSWORD_HASH_CPUS: '1-3' }), ConfigError)
+})
+
+const pinSkip = linux && taskset && availableParallelism() > 1 ? false : 'needs /proc (Linux), taskset (util-linux) and two CPUs'
+t.test('cpus: each thread runs only on the CPUs given', { skip: pinSkip }, async (t) => {
+  const last = allowedCpus()!.at(-1)!
+  const before = threadCpuLists().filter((list) => list === String(last)).length
+  const hasher = new PasswordHasher({ concurrency: 2, queue: 8, priority: { policy: 'normal', nice: 0, cpus: [last] } })
+  t.teardown(() => hasher.close())
+  const hash = await hasher.hash(PASSWORD)
+  t.same(await Promise.all([hasher.verify(hash, PASSWORD), hasher.verify(hash, 'wrong')]), [true, false], 'each its own answer')
+  t.equal(threadCpuLists().filter((list) => list === String(last)).length - before, 2, `two threads, each on CPU ${last} only`)
+  t.equal(threadCpuLists().filter((list) => list !== String(last)).length, threadCpuLists().length - before - 2, 'the other threads keep every CPU')
 })
