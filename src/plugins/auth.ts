@@ -162,7 +162,7 @@ export default fp<AuthPluginOptions>(
     app.decorate('tokenVerifier', verifier)
     app.decorate('authenticateSession', bearerCheck(true))
     app.decorate('authenticateToken', bearerCheck(false))
-    const passwords = new PasswordHasher(options.passwordHashing)
+    const passwords = new PasswordHasher(options.passwordHashing, (message) => app.log.warn(message))
     app.addHook('onClose', () => passwords.close())
     app.decorate('authContext', {
       db: app.db,

@@ -32,7 +32,7 @@ let idle = false
 if (tid !== undefined && workerData.policy === 'idle') {
   const chrt = require('node:child_process').spawnSync('chrt', ['--idle', '--pid', '0', String(tid)], { stdio: 'ignore', timeout: 5000 })
   idle = chrt.status === 0
-  if (!idle) process.emitWarning('password hashing: chrt --idle failed (no util-linux?); the hashing thread runs at nice ' + workerData.nice + ' instead')
+  if (!idle) parentPort.postMessage({ warning: 'password hashing: chrt --idle failed (no util-linux?); the hashing threads run at nice ' + workerData.nice + ' instead' })
 }
 if (tid !== undefined && !idle && workerData.nice > 0) {
   try {
@@ -43,7 +43,7 @@ if (tid !== undefined && !idle && workerData.nice > 0) {
 }
 if (tid !== undefined && workerData.cpus !== undefined) {
   const taskset = require('node:child_process').spawnSync('taskset', ['--cpu-list', '--pid', workerData.cpus, String(tid)], { stdio: 'ignore', timeout: 5000 })
-  if (taskset.status !== 0) process.emitWarning('password hashing: taskset failed (no util-linux?); the hashing thread may run on any CPU')
+  if (taskset.status !== 0) parentPort.postMessage({ warning: 'password hashing: taskset failed (no util-linux?); the hashing threads run on any CPU' })
 }
 parentPort.on('message', ({ op, password, hash, options }) => {
   try {
@@ -119,11 +119,12 @@ class HashThread {
   private pending: Pending | undefined
   dead = false
 
-  constructor(priority: HashThreadPriority) {
+  constructor(priority: HashThreadPriority, onWarning: (message: string) => void) {
     const argon2 = createRequire(import.meta.url).resolve('@node-rs/argon2')
     const { policy, nice, cpus } = priority
     this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { argon2, policy, nice, cpus: cpus?.join(',') } })
-    this.worker.on('message', (message: { value?: string | boolean, error?: string }) => {
+    this.worker.on('message', (message: { value?: string | boolean, error?: string, warning?: string }) => {
+      if (message.warning !== undefined) return onWarning(message.warning)
       const pending = this.pending
       this.pending = undefined
       this.worker.unref()
@@ -163,14 +164,25 @@ class HashThread {
 export class PasswordThreads {
   private threads: HashThread[] = []
 
-  constructor(private readonly size: number, private readonly priority: HashThreadPriority) {}
+  private readonly warned = new Set<string>()
+
+  /** `onWarning`: where a thread reports that its priority or CPUs could not be set (once each). */
+  constructor(
+    private readonly size: number,
+    private readonly priority: HashThreadPriority,
+    private readonly onWarning: (message: string) => void = (message) => process.emitWarning(message)
+  ) {}
 
   run(job: PasswordJob): Promise<string | boolean> {
     this.threads = this.threads.filter((thread) => !thread.dead)
     let thread = this.threads.find((candidate) => candidate.idle)
     if (!thread) {
       if (this.threads.length >= this.size) return Promise.reject(new PasswordThreadError('every password hashing thread is busy'))
-      thread = new HashThread(this.priority)
+      thread = new HashThread(this.priority, (message) => {
+        if (this.warned.has(message)) return
+        this.warned.add(message)
+        this.onWarning(message)
+      })
       this.threads.push(thread)
     }
     return thread.run(job)

@@ -64,9 +64,10 @@ export class PasswordHasher {
   private readonly slots: Semaphore
   private readonly threads: PasswordThreads
 
-  constructor(readonly limits: PasswordHashingLimits) {
+  /** `onWarning`: the hashing threads' priority or CPUs could not be set (the app's log). */
+  constructor(readonly limits: PasswordHashingLimits, onWarning?: (message: string) => void) {
     this.slots = new Semaphore(limits.concurrency, limits.queue)
-    this.threads = new PasswordThreads(limits.concurrency, limits.priority ?? { policy: 'normal', nice: 0 })
+    this.threads = new PasswordThreads(limits.concurrency, limits.priority ?? { policy: 'normal', nice: 0 }, onWarning)
   }
 
   /** Ends the hashing threads (the app's onClose). */

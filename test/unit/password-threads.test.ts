@@ -108,13 +108,20 @@ t.test('without util-linux: the threads fall back to the nice value, on any CPU'
   const cpus = allowedCpus()!
   const pinnedBefore = threadCpuLists().filter((list) => list === String(cpus.at(-1))).length
   const before = { idle: idleThreads(), nice: threadsAtNice(19) }
-  const hasher = new PasswordHasher({ concurrency: 1, queue: 8, priority: { policy: 'idle', nice: 19, cpus: cpus.slice(-1) } })
+  const warnings: string[] = []
+  const hasher = new PasswordHasher({ concurrency: 1, queue: 8, priority: { policy: 'idle', nice: 19, cpus: cpus.slice(-1) } }, (message) => warnings.push(message))
   t.teardown(() => hasher.close())
   await hasher.hash(PASSWORD)
-  process.env.PATH = path
   t.equal(idleThreads(), before.idle, 'no SCHED_IDLE thread')
   t.equal(threadsAtNice(19) - before.nice, 1, 'the thread at nice 19')
   if (cpus.length > 1) t.equal(threadCpuLists().filter((list) => list === String(cpus.at(-1))).length, pinnedBefore, 'and on every CPU')
+  await hasher.releaseIdleThreads()
+  await hasher.hash(PASSWORD) // a new thread, which fails the same way
+  process.env.PATH = path
+  t.same(warnings, [
+    'password hashing: chrt --idle failed (no util-linux?); the hashing threads run at nice 19 instead',
+    'password hashing: taskset failed (no util-linux?); the hashing threads run on any CPU'
+  ], 'each failure reported to the caller once, however many threads start')
 })
 
 t.test('PASSWORD_HASH_POLICY and PASSWORD_HASH_NICE: idle at 19 by default, anything else refused at start', async (t) => {
