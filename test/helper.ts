@@ -2,6 +2,7 @@ import { createPrivateKey, randomUUID, sign, type KeyObject } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import { Writable } from 'node:stream'
 import pg from 'pg'
 import type { DestinationStream } from 'pino'
 import type { Test } from 'tap'
@@ -140,6 +141,22 @@ export async function buildTestApp(t: Test, options: TestAppOptions = {}): Promi
     rmSync(dataDir, { recursive: true, force: true })
   })
   return { app, clock, privateKeyPem, onPostgres: Boolean(databaseUrl), dataDir, databaseUrl }
+}
+
+/** A log destination (TestAppOptions.logStream) that keeps every line: parsed in `lines`, as written in `raw`. */
+export function captureLog<Line = Record<string, any>>(): { stream: Writable, lines: Line[], raw: string[], text(): string } {
+  const lines: Line[] = []
+  const raw: string[] = []
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split('\n').filter(Boolean)) {
+        raw.push(line)
+        lines.push(JSON.parse(line) as Line)
+      }
+      done()
+    }
+  })
+  return { stream, lines, raw, text: () => raw.join('\n') }
 }
 
 /**

@@ -95,9 +95,8 @@ export interface ErrorVerdict {
   readonly message: string
 }
 
-/** Requests refused at the password-hashing bound since the last warn line about it, and when that was. */
-let shedSinceLog = 0
-let shedLoggedAt = 0
+/** Per app (keyed by its metrics, which its plugin contexts share): requests refused at the password-hashing bound since the last warn line about it, and when that was. */
+const shedLogs = new WeakMap<object, { refused: number, loggedAt: number }>()
 
 /**
  * The status and safe message of `error`, logged and counted once: what every error handler of
@@ -113,12 +112,14 @@ export function triageError(app: FastifyInstance, error: FastifyError, request: 
     // Load shedding, not a fault: the client retries after a second (docs/operations.md). A
     // flood is shed thousands of times a second: one warn line a second at most, with the count.
     app.authMetrics.passwordHashingBusy.inc()
-    shedSinceLog++
+    const shed = shedLogs.get(app.authMetrics) ?? { refused: 0, loggedAt: 0 }
+    shedLogs.set(app.authMetrics, shed)
+    shed.refused++
     const nowMs = Date.now()
-    if (nowMs - shedLoggedAt >= 1000) {
-      request.log.warn({ code: error.code, refused: shedSinceLog }, 'password hashing at its bound; answered 503 (refused: how many since the last such line)')
-      shedSinceLog = 0
-      shedLoggedAt = nowMs
+    if (nowMs - shed.loggedAt >= 1000) {
+      request.log.warn({ code: error.code, refused: shed.refused }, 'password hashing at its bound; answered 503 (refused: how many since the last such line)')
+      shed.refused = 0
+      shed.loggedAt = nowMs
     }
   } else if (error.code === 'AUTH_RATE_LIMIT_STORE_UNAVAILABLE') {
     // Logged where it failed (plugins/rate-limits.ts), with the store's own error.

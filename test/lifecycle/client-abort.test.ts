@@ -4,9 +4,8 @@
 // (docs/operations.md, "Database outages"). Otherwise anyone could fill the log with stack traces
 // and trip outage alarms.
 import net from 'node:net'
-import { Writable } from 'node:stream'
 import t from 'tap'
-import { API_PREFIX, buildTestApp } from '../helper.js'
+import { API_PREFIX, buildTestApp, captureLog } from '../helper.js'
 
 interface LogLine {
   level: number
@@ -14,17 +13,6 @@ interface LogLine {
   reqId?: string
   statusCode?: number
   res?: { statusCode?: number }
-}
-
-function captureLog() {
-  const lines: LogLine[] = []
-  const stream = new Writable({
-    write(chunk, _encoding, done) {
-      for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line) as LogLine)
-      done()
-    }
-  })
-  return { stream, lines }
 }
 
 /** Headers announcing a body of 200 bytes, 20 of them, then the socket is destroyed. */
@@ -44,7 +32,7 @@ function abortMidBody(port: number, url: string): Promise<void> {
 }
 
 t.test('a client aborting its request body is the client\'s, not an outage', async (t) => {
-  const log = captureLog()
+  const log = captureLog<LogLine>()
   const { app } = await buildTestApp(t, { env: { LOG_LEVEL: 'info' }, logStream: log.stream })
   await app.listen({ host: '127.0.0.1', port: 0 })
   const { port } = app.server.address() as net.AddressInfo

@@ -3,7 +3,6 @@
 // delays mails and never loses one (retries with back-off, logged and counted); a sender that
 // dies mid-send leaves its claim to expire and the mail is sent once; two senders on one
 // database never send a mail twice; a mail that keeps failing is given up, visibly.
-import { Writable } from 'node:stream'
 import t from 'tap'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
@@ -13,7 +12,7 @@ import { smtpTransport } from '../../src/mail/transport.js'
 import { claimDueMails } from '../../src/repositories/mail-outbox.js'
 import { requestEmailVerification, resolveNextRequest, type RecoveryContext } from '../../src/services/recovery.js'
 import { Counter, Registry } from 'prom-client'
-import { API_PREFIX, bearer, buildTestApp, decodeJwt, registerUser, type TestContext } from '../helper.js'
+import { API_PREFIX, bearer, buildTestApp, captureLog, decodeJwt, registerUser, type TestContext } from '../helper.js'
 import { mailsFor, startSmtpServer, tokenOf, type TestSmtpServer } from './smtp.js'
 import type { App } from '../../src/app.js'
 
@@ -23,18 +22,6 @@ t.teardown(() => smtp.stop())
 const forgot = (app: App, email: string) => app.inject({ method: 'POST', url: `${API_PREFIX}/password/forgot`, payload: { email } })
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 const mailsTo = (server: TestSmtpServer, email: string) => server.mails.filter((mail) => mail.to.includes(email))
-
-/** Captures the app's log lines (JSON). */
-function logCapture() {
-  const lines: Array<Record<string, any>> = []
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line))
-      done()
-    }
-  })
-  return { lines, stream }
-}
 
 async function metric(app: App, name: string): Promise<number> {
   const values = (await app.metricsRegistry.getSingleMetric(name)?.get())?.values ?? []
@@ -112,7 +99,7 @@ t.test('a crash between the commit and the send loses nothing: the next instance
 })
 
 t.test('the SMTP server down for a while: the mail is delayed, retried with back-off, never lost, sent once', async (t) => {
-  const logs = logCapture()
+  const logs = captureLog()
   const { app } = await buildTestApp(t, {
     ownDatabase: true, // every instance on a database sends its mails: another test file's would take these
     env: { SMTP_URL: smtp.url, MAIL_RETRY_BASE: '1s', MAIL_POLL_INTERVAL: '1s', LOG_LEVEL: 'warn' },

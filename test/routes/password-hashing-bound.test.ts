@@ -4,7 +4,7 @@
 // second first, so that refusals cannot be asked for thousands of times a second), and changes
 // nothing. Through app.inject() on a real database.
 import t from 'tap'
-import { API_PREFIX, PASSWORD, bearer, buildTestApp, registerUser, uniqueEmail } from '../helper.js'
+import { API_PREFIX, PASSWORD, bearer, buildTestApp, captureLog, registerUser, uniqueEmail } from '../helper.js'
 import { PasswordHasher } from '../../src/services/passwords.js'
 import { PasswordHashingBusyError } from '../../src/services/errors.js'
 
@@ -75,4 +75,23 @@ t.test('over the bound: 503 with Retry-After after a second, nothing changed; th
     payload: { current_password: PASSWORD, new_password: 'a different horse battery staple' }
   })
   t.equal(changed.statusCode, 204, 'one at a time: no 503')
+})
+
+t.test('refusals are logged at most once a second per app, with their count', async (t) => {
+  const flood = async () => {
+    const log = captureLog()
+    const { app } = await buildTestApp(t, { env: { PASSWORD_HASH_CONCURRENCY: '1', PASSWORD_HASH_QUEUE: '0', LOG_LEVEL: 'warn' }, logStream: log.stream })
+    const answers = await Promise.all(Array.from({ length: 6 }, () => app.inject({
+      method: 'POST', url: `${API_PREFIX}/register`, payload: { email: uniqueEmail('shed'), password: PASSWORD }
+    })))
+    const refused = answers.filter((res) => res.statusCode === 503).length
+    return { refused, lines: log.lines.filter((line) => line.code === 'AUTH_BUSY') }
+  }
+  // Two apps in one process, flooded at the same moment: neither one's line silences the other's.
+  const [first, second] = await Promise.all([flood(), flood()])
+  for (const [name, { refused, lines }] of [['first app', first], ['second app', second]] as const) {
+    t.ok(refused >= 4, `${name}: ${refused} refused`)
+    t.equal(lines.length, 1, `${name}: one warn line for refusals within a second`)
+    t.match(lines[0], { level: 40, refused: 1 }, `${name}: the first refusal logged at once; the others counted for the next line`)
+  }
 })

@@ -1,10 +1,9 @@
 // A token put in the URL path is neither logged nor echoed (docs/security.md, "Internal endpoints
 // and headers"): the query string was redacted from the log, the path was not, and the 404 body
 // quoted it.
-import { Writable } from 'node:stream'
 import t from 'tap'
 import { redactPath } from '../../src/logging.js'
-import { API_PREFIX, bearer, buildTestApp, registerUser } from '../helper.js'
+import { API_PREFIX, bearer, buildTestApp, captureLog, registerUser } from '../helper.js'
 
 t.test('redactPath: long opaque segments go, route segments and UUIDs stay', async (t) => {
   t.equal(redactPath('/api/v1/auth/verify'), '/api/v1/auth/verify')
@@ -16,14 +15,8 @@ t.test('redactPath: long opaque segments go, route segments and UUIDs stay', asy
 })
 
 t.test('neither the log nor the 404 body carries a token from the path, matched route or not', async (t) => {
-  const lines: string[] = []
-  const logStream = new Writable({
-    write(chunk, _encoding, done) {
-      lines.push(...chunk.toString().split('\n').filter(Boolean))
-      done()
-    }
-  })
-  const { app } = await buildTestApp(t, { env: { LOG_LEVEL: 'trace' }, logStream })
+  const log = captureLog()
+  const { app } = await buildTestApp(t, { env: { LOG_LEVEL: 'trace' }, logStream: log.stream })
   const pair = await registerUser(app)
   const token = pair.access_token
 
@@ -40,7 +33,7 @@ t.test('neither the log nor the 404 body carries a token from the path, matched 
     t.ok(res.statusCode === 404 || res.statusCode === 400, `${request.method} ${request.url.slice(0, 40)}…: ${res.statusCode}`)
     t.notOk(res.body.includes(token.slice(0, 20)), 'the body does not quote it')
   }
-  const text = lines.join('\n')
+  const text = log.text()
   t.notOk(text.includes(token.slice(0, 20)), 'no token in the log')
   t.notMatch(text, /eyJ[\w-]{10,}/, 'not even a JWT fragment')
   t.match(text, /"url":"\/\[redacted\]"/, 'an unknown route is logged with the token redacted')
