@@ -10,6 +10,7 @@ import { pgliteDirFor } from '../../src/db/database.js'
 import { copyPgliteTemplate } from './pglite-template.js'
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
+const EXIT_WITH_PARENT = path.join(ROOT, 'test/support/exit-with-parent.ts')
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -47,7 +48,7 @@ export async function startServer(env: Record<string, string>, options: StartOpt
   // On PGlite the server opens DATA_DIR/pglite: start it from the migrated template, not initdb.
   if (!env.DATABASE_URL && entry === 'src/server.ts') await copyPgliteTemplate(pgliteDirFor(dataDir))
   // A clean environment: no test-runner loaders or coverage hooks leak into the child.
-  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
+  const child = spawn(process.execPath, ['--import', 'tsx', '--import', EXIT_WITH_PARENT, entry], {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH ?? '',
