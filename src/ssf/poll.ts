@@ -73,8 +73,9 @@ export interface LongPollOptions<T> {
   readonly read: () => Promise<{ ready: boolean, settling: boolean, result: T }>
 }
 
-const FIRST_RECHECK_MS = 5
-const MAX_RECHECK_MS = 1_000
+/** Re-checks of events settling above the horizon: the first after this long, doubling up to MAX. */
+export const FIRST_RECHECK_MS = 5
+export const MAX_RECHECK_MS = 1_000
 
 /**
  * Reads until something is ready or the time is up. After a wake-up the new event may not be

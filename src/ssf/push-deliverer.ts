@@ -14,6 +14,7 @@ import {
   recordPushFailure,
   releasePushLeases
 } from '../repositories/ssf-streams.js'
+import { FIRST_RECHECK_MS, MAX_RECHECK_MS } from './poll.js'
 import type { SetBuilder } from './set-builder.js'
 
 export interface PushDelivererOptions {
@@ -87,6 +88,12 @@ export function createPushDeliverer(options: PushDelivererOptions) {
   const waitingForSlot = new Set<string>()
   /** Streams backing off after a failure: not before this time (ms), whatever wakes them. */
   const backingOffUntil = new Map<string, number>()
+  /**
+   * Streams whose next events are committed but above the horizon (an older transaction still
+   * runs): no notification says when it passes them, so each is looked at again on a timer of
+   * its own, doubling from FIRST_RECHECK_MS to MAX_RECHECK_MS, as a long poll does.
+   */
+  const settling = new Map<string, { timer?: NodeJS.Timeout, delayMs: number }>()
   let lastRescanMs = 0
 
   let timerDueAt = 0
@@ -172,6 +179,10 @@ export function createPushDeliverer(options: PushDelivererOptions) {
     }
     waitingForSlot.delete(streamId)
     const run = deliverStream(streamId)
+      .then((stillSettling) => {
+        if (stillSettling) recheckWhenSettled(streamId)
+        else forgetSettling(streamId)
+      })
       .catch((err: unknown) => {
         if (!stopping.signal.aborted) log.warn({ err, streamId }, 'ssf push: delivery failed; retrying')
       })
@@ -187,6 +198,24 @@ export function createPushDeliverer(options: PushDelivererOptions) {
         }
       })
     delivering.set(streamId, run)
+  }
+
+  function recheckWhenSettled(streamId: string): void {
+    const entry = settling.get(streamId) ?? { delayMs: FIRST_RECHECK_MS }
+    settling.set(streamId, entry)
+    if (entry.timer || stopping.signal.aborted) return
+    entry.timer = setTimeout(() => {
+      entry.timer = undefined
+      if (leasedStreams.has(streamId)) startDelivery(streamId)
+      else settling.delete(streamId)
+    }, entry.delayMs)
+    entry.timer.unref()
+    entry.delayMs = Math.min(entry.delayMs * 2, MAX_RECHECK_MS)
+  }
+
+  function forgetSettling(streamId: string): void {
+    clearTimeout(settling.get(streamId)?.timer)
+    settling.delete(streamId)
   }
 
   async function post(url: string, set: string): Promise<Outcome> {
@@ -225,12 +254,15 @@ export function createPushDeliverer(options: PushDelivererOptions) {
     return { final: false, error: `${response.status}` }
   }
 
-  /** Delivers what waits on one stream, in order, until it is empty or a POST fails. */
-  async function deliverStream(streamId: string): Promise<void> {
+  /**
+   * Delivers what waits on one stream, in order, until it is empty or a POST fails. True if it
+   * stopped at events still settling above the horizon.
+   */
+  async function deliverStream(streamId: string): Promise<boolean> {
     while (!stopping.signal.aborted) {
       const pending = await pendingSets(db, streamId, BATCH)
-      if (!pending || pending.stream.delivery_method !== PUSH || pending.stream.lease_owner !== owner || !pending.stream.endpoint_url) return
-      if (pending.verifications.length === 0 && pending.events.length === 0) return
+      if (!pending || pending.stream.delivery_method !== PUSH || pending.stream.lease_owner !== owner || !pending.stream.endpoint_url) return false
+      if (pending.verifications.length === 0 && pending.events.length === 0) return pending.settling
       const { types } = pending
       const address = { id: streamId, aud: pending.stream.aud }
       const queue = [
@@ -238,7 +270,7 @@ export function createPushDeliverer(options: PushDelivererOptions) {
         ...pending.events.map((event) => ({ set: options.sets.eventSet(event, address), ack: { eventIds: [event.id], verificationIds: [] } }))
       ]
       for (const item of queue) {
-        if (stopping.signal.aborted) return
+        if (stopping.signal.aborted) return false
         const outcome = await post(pending.stream.endpoint_url!, item.set)
         if (!outcome.final) {
           const attempts = pending.stream.attempts + 1
@@ -247,13 +279,14 @@ export function createPushDeliverer(options: PushDelivererOptions) {
           await recordPushFailure(db, streamId, owner, outcome.error, delay)
           log.warn({ streamId, attempts, retryInSeconds: Math.round(delay * 10) / 10, error: outcome.error }, 'ssf push: receiver did not accept the SET; will retry')
           schedule(delay * 1000 + 5)
-          return
+          return false
         }
         if (outcome.note !== undefined) log.warn({ streamId, answer: outcome.note }, 'ssf push: receiver refused a SET as invalid; not sent again')
-        if (!(await acknowledge(db, streamId, types, item.ack, { leaseOwner: owner, delivered: options.now() }))) return
+        if (!(await acknowledge(db, streamId, types, item.ack, { leaseOwner: owner, delivered: options.now() }))) return false
         pending.stream.attempts = 0
       }
     }
+    return false
   }
 
   return {
@@ -270,6 +303,7 @@ export function createPushDeliverer(options: PushDelivererOptions) {
       if (stopping.signal.aborted) return
       stopping.abort()
       clearTimeout(timer)
+      for (const streamId of [...settling.keys()]) forgetSettling(streamId)
       await ticking?.catch(() => {})
       await Promise.allSettled([...delivering.values()])
       if (started) await releasePushLeases(db, owner).catch((err: unknown) => log.warn({ err }, 'ssf push: could not release leases'))

@@ -3,6 +3,7 @@
 // arrives, in order, none lost. A redirect is never followed; only allowed origins are pushed to.
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { sql } from 'kysely'
 import t, { type Test } from 'tap'
 import { API_PREFIX, bearer, decodeJwt, loginUser, registerUser, type TokenPairBody } from '../helper.js'
 import { PUSH, SESSION_REVOKED, VERIFICATION, createStream, decodeSet, eventually, setVerifier, ssfApp, ssfCall } from './helper.js'
@@ -100,6 +101,38 @@ t.test('every SET arrives, verified, in order, after the receiver refused a few 
   const done = (await ssfCall(app, token, 'GET', `/status?stream_id=${stream.stream_id}`)).json()
   t.match(done, { status: 'enabled', delivery_attempts: 0, last_delivered_at: String })
   t.notOk('last_error' in done)
+})
+
+t.test('an event that settles when an older transaction ends is pushed then, not at the next lease round', {
+  skip: process.env.TEST_DATABASE_URL ? false : 'PGlite runs one transaction at a time'
+}, async (t) => {
+  const receiver = await startReceiver(t)
+  const { app, token } = await ssfApp(t, { env: { SSF_PUSH_ALLOWED_ORIGINS: receiver.origin } })
+  await createStream(app, token, { delivery: { method: PUSH, endpoint_url: `${receiver.origin}/events` }, events_requested: [SESSION_REVOKED] })
+  let release!: () => void
+  const released = new Promise<void>((resolve) => (release = resolve))
+  let holding!: () => void
+  const held = new Promise<void>((resolve) => (holding = resolve))
+  // An older transaction with an xid: the logout's event commits above the horizon, and no
+  // notification will say when the horizon passes it.
+  const holder = app.db.transaction().execute(async (trx) => {
+    await sql`select pg_current_xact_id()`.execute(trx)
+    holding()
+    await released
+  })
+  await held
+  const pair = await registerUser(app)
+  t.equal((await app.inject({ method: 'POST', url: `${API_PREFIX}/logout`, headers: bearer(pair.access_token) })).statusCode, 204)
+  // Longer than the lease round a notification brings (within a second).
+  await new Promise((resolve) => setTimeout(resolve, 1_500))
+  t.equal(receiver.hits.length, 0, 'nothing pushed while the older transaction runs')
+  release()
+  await holder
+  const endedAt = Date.now()
+  await eventually(() => receiver.hits.length === 1, 12_000, 'the SET pushed')
+  const took = Date.now() - endedAt
+  t.ok(took < 2_000, `pushed ${took} ms after the older transaction ended (the lease round comes every 10 s)`)
+  t.same(receiver.hits.map((hit) => decodeSet(hit.set).payload.sub_id.session.id), [sidOf(pair)])
 })
 
 t.test('a redirect is not followed, and counts as a failure', async (t) => {
