@@ -95,7 +95,10 @@ export interface ErrorVerdict {
   readonly message: string
 }
 
-/** Per app (keyed by its metrics, which its plugin contexts share): requests refused at the password-hashing bound since the last warn line about it, and when that was. */
+/**
+ * Requests refused at the password-hashing bound since the last warn line about it, and when that
+ * was: per app, keyed by its metrics object, which all its plugin contexts share.
+ */
 const shedLogs = new WeakMap<object, { refused: number, loggedAt: number }>()
 
 /**
