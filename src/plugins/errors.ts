@@ -115,8 +115,8 @@ export function triageError(app: FastifyInstance, error: FastifyError, request: 
     // Load shedding, not a fault: the client retries after a second (docs/operations.md). A
     // flood is shed thousands of times a second: one warn line a second at most, with the count.
     app.authMetrics.passwordHashingBusy.inc()
-    const shed = shedLogs.get(app.authMetrics) ?? { refused: 0, loggedAt: 0 }
-    shedLogs.set(app.authMetrics, shed)
+    let shed = shedLogs.get(app.authMetrics)
+    if (!shed) shedLogs.set(app.authMetrics, (shed = { refused: 0, loggedAt: 0 }))
     shed.refused++
     const nowMs = Date.now()
     if (nowMs - shed.loggedAt >= 1000) {

@@ -303,7 +303,8 @@ export function createPushDeliverer(options: PushDelivererOptions) {
       if (stopping.signal.aborted) return
       stopping.abort()
       clearTimeout(timer)
-      for (const streamId of [...settling.keys()]) forgetSettling(streamId)
+      for (const { timer } of settling.values()) clearTimeout(timer)
+      settling.clear()
       await ticking?.catch(() => {})
       await Promise.allSettled([...delivering.values()])
       if (started) await releasePushLeases(db, owner).catch((err: unknown) => log.warn({ err }, 'ssf push: could not release leases'))
