@@ -1,6 +1,7 @@
 // Shared pieces of the SSF tests (docs/ssf.md). Every app runs on a database of its own: a
 // stream sees every user's events, so another test file's logouts must not reach it.
 import { createLocalJWKSet, jwtVerify, type JWTPayload, type JWTVerifyResult } from 'jose'
+import { sql } from 'kysely'
 import type { Test } from 'tap'
 import type { App } from '../../src/app.js'
 import { API_PREFIX, bearer, buildTestApp, machineToken, testClient, type TestAppOptions, type TestClient, type TestContext } from '../helper.js'
@@ -82,7 +83,30 @@ export async function poll(app: App, token: string, streamId: string, body: Reco
     settling = await eventsBeyondHorizon(app.db, streamId, ['session-revoked', 'credential-change'])
     answer = await pollOnce(app, token, streamId, { ...body, ack: [] })
   }
+  if (Object.keys(answer.sets).length === 0 && settling) {
+    throw new Error(`events still above the horizon after 20 s; transactions holding it: ${JSON.stringify(await horizonHolders(app))}`)
+  }
   return answer
+}
+
+/** On a failed check: the stream's cursor, the horizon and the events after the cursor, for the failure's report. */
+export async function cursorReport(app: App, streamId: string): Promise<unknown> {
+  const { rows } = await sql`
+    select s.status, s.cursor_txid::text as cursor_txid, s.cursor_id::text as cursor_id,
+      pg_snapshot_xmin(pg_current_snapshot())::text as horizon,
+      (select json_agg(json_build_object('id', e.id, 'txid', e.txid::text, 'type', e.event_type) order by e.txid, e.id)
+         from security_events e where (e.txid, e.id) > (s.cursor_txid, s.cursor_id)) as after_cursor,
+      (select json_agg(a.event_id) from ssf_stream_acks a where a.stream_id = s.id) as acks
+    from ssf_streams s where s.id = ${streamId}::uuid`.execute(app.db)
+  return { stream: rows[0], holders: await horizonHolders(app) }
+}
+
+/** The transactions with an xid, oldest first, in every database of the cluster: what holds the horizon back. */
+async function horizonHolders(app: App): Promise<unknown[]> {
+  const { rows } = await sql`
+    select datname, pid, backend_xid::text as xid, state, xact_start, left(query, 200) as query
+    from pg_stat_activity where backend_xid is not null order by age(backend_xid) desc`.execute(app.db)
+  return rows
 }
 
 /** Polls (acknowledging everything) until nothing is left; every SET received, in order. */

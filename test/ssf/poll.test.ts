@@ -3,7 +3,7 @@
 // SSF_POLL_TIMEOUT), paused and disabled streams, types not requested.
 import t from 'tap'
 import { API_PREFIX, bearer, decodeJwt, loginUser, registerUser, type TokenPairBody } from '../helper.js'
-import { CREDENTIAL_CHANGE, POLL, SESSION_REVOKED, createStream, decodeSet, drain, poll, ssfApp, ssfCall } from './helper.js'
+import { CREDENTIAL_CHANGE, POLL, SESSION_REVOKED, createStream, cursorReport, decodeSet, drain, poll, ssfApp, ssfCall } from './helper.js'
 
 const { app, token } = await ssfApp(t, { env: { SSF_POLL_TIMEOUT: '1s', PG_POOL_SIZE: '2' } })
 const sidOf = (pair: TokenPairBody): string => decodeJwt(pair.access_token).payload.sid
@@ -143,7 +143,9 @@ t.test('a paused stream holds its events; a disabled one drops them', async (t) 
   t.equal((await status('enabled')).statusCode, 200)
   t.same((await poll(app, token, id)).sets, {}, 'what happened while disabled is gone')
   const after = await endedSessions(1)
-  t.same(Object.values((await poll(app, token, id)).sets).map(sessionOf), after, 'later events come again')
+  if (!t.same(Object.values((await poll(app, token, id)).sets).map(sessionOf), after, 'later events come again')) {
+    t.comment(JSON.stringify(await cursorReport(app, id))) // a flake seen once in CI (2026-12-02), not reproduced
+  }
 })
 
 t.test('types not requested are not delivered, and do not hold the stream back', async (t) => {
