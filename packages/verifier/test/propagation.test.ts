@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks'
 import t from 'tap'
 import { pack, project, startDownstream } from './downstream.js'
 import {
-  API, PASSWORD, eventually, hasTransmitter, login, logout, machineToken, newClient, register, startAuth, startFront, type Session
+  API, PASSWORD, eventually, hasTransmitter, horizonReport, login, logout, machineToken, newClient, register, startAuth, startFront, type Session
 } from './support.js'
 
 /** Generous: a logout reaches a long-polling downstream in milliseconds; a loaded CI machine is slow. */
@@ -75,7 +75,11 @@ t.test('logout reaches a downstream service: two instances, the package from its
       if (odd) throw new Error(`the downstream answered ${odd.status}: ${JSON.stringify(odd.body)}`)
       pending = pending.filter((_, i) => answers[i].status !== 401)
       if (pending.length === 0) break
-      if (performance.now() - since > PROPAGATION_BOUND_MS) throw new Error(`still accepted ${PROPAGATION_BOUND_MS} ms after the ending`)
+      if (performance.now() - since > PROPAGATION_BOUND_MS) {
+        // Seen once on a loaded CI machine (a password change, 2026-12-02) and not reproduced: the report says where it stood.
+        const report = { downstream: await downstream.status(), database: await horizonReport() }
+        throw new Error(`still accepted ${PROPAGATION_BOUND_MS} ms after the ending: ${JSON.stringify(report)}`)
+      }
       await new Promise((resolve) => setTimeout(resolve, 2))
     }
     return performance.now() - since

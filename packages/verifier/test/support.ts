@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import pg from 'pg'
 import type { Test } from 'tap'
 import { generateClientSecret, hashClientSecret } from '../../../src/auth/service-clients.js'
 import { startServer, type ServerProcess } from '../../../test/support/server-process.js'
@@ -257,6 +258,28 @@ export async function eventually(check: () => Promise<boolean> | boolean, timeou
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
   throw new Error(`not within ${timeoutMs} ms: ${what}`)
+}
+
+/**
+ * For a failure's report, on PostgreSQL (TEST_DATABASE_URL): the transactions holding the event
+ * horizon back (with an xid, oldest first, in every database) and the newest security events.
+ */
+export async function horizonReport(): Promise<unknown> {
+  const url = process.env.TEST_DATABASE_URL
+  if (!url) return 'PGlite: no report'
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    const holders = await client.query(`
+      select datname, pid, backend_xid::text as xid, state, xact_start, left(query, 200) as query
+      from pg_stat_activity where backend_xid is not null order by age(backend_xid) desc`)
+    const horizon = await client.query('select pg_snapshot_xmin(pg_current_snapshot())::text as horizon')
+    const events = await client.query(`
+      select id::text, txid::text, event_type, session_id, occurred_at from security_events order by id desc limit 5`)
+    return { horizon: horizon.rows[0].horizon, holders: holders.rows, events: events.rows }
+  } finally {
+    await client.end()
+  }
 }
 
 /** The error a promise rejects with (fails if it resolves). */
