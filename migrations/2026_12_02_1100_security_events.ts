@@ -9,6 +9,7 @@ import { sql, type Kysely } from 'kysely'
 // that moved its cursor past id N could later see an id below N commit. A reader only takes rows
 // whose transaction precedes every transaction still running (`txid < pg_snapshot_xmin(...)`):
 // those are all committed or rolled back, so nothing can appear behind the cursor any more.
+// (Since …_ssf_event_horizon.ts only this database's running transactions count.)
 // Every insert wakes the long polls of every instance through `auth_security_event`.
 export async function up(db: Kysely<any>): Promise<void> {
   await db.schema

@@ -1,8 +1,9 @@
 // Shared Signals streams (migrations/…_ssf_streams.ts, docs/ssf.md, "How a stream reads the log").
 // A stream is a (txid, id) cursor into security_events. It is handed only events below the
-// horizon (txid < the snapshot's xmin: every transaction that could still commit an event comes
-// after them), and its cursor moves over the contiguous run of such events that are acknowledged
-// or of a type it does not receive. Acknowledgements beyond the cursor wait in ssf_stream_acks.
+// horizon (txid < the oldest transaction of this database still running: every transaction that
+// could still commit an event comes after them), and its cursor moves over the contiguous run of
+// such events that are acknowledged or of a type it does not receive. Acknowledgements beyond the
+// cursor wait in ssf_stream_acks.
 import { sql, type RawBuilder, type Selectable } from 'kysely'
 import type { SecurityEventType } from './security-events.js'
 import type { SsfStreamsTable, SsfStreamStatus } from '../db/types.js'
@@ -13,7 +14,11 @@ export type StreamRow = Selectable<SsfStreamsTable>
 export const POLL = 'urn:ietf:rfc:8936'
 export const PUSH = 'urn:ietf:rfc:8935'
 
-const HORIZON = sql`pg_snapshot_xmin(pg_current_snapshot())`
+/**
+ * The oldest transaction of this database still running (migrations/…_ssf_event_horizon.ts).
+ * A sub-select, so that a statement evaluates it once, not once per row it filters.
+ */
+const HORIZON = sql`(select auth_event_horizon())`
 
 /** Every column, the cursor's xid8 and bigint as text (both engines then agree). */
 const STREAM_COLUMNS = sql.raw(`id, client_id, aud, delivery_method, endpoint_url, events_requested, description, status,

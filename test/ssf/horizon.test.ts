@@ -1,8 +1,10 @@
 // The horizon (docs/ssf.md, "How a stream reads the log"), on PostgreSQL where transactions
 // really overlap: identity values are handed out before commit and not in transaction order,
-// so a stream reads only what no running transaction can still precede, in (txid, id) order.
+// so a stream reads only what no running transaction of its database can still precede, in
+// (txid, id) order; another database's transactions do not hold it back.
 import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
+import pg from 'pg'
 import t from 'tap'
 import { pendingSets } from '../../src/repositories/ssf-streams.js'
 import { API_PREFIX, bearer, decodeJwt, registerUser } from '../helper.js'
@@ -94,4 +96,23 @@ t.test('a long poll gets an event once an older transaction ends, with no notifi
   t.ok(elapsed < 3_000, `answered ${elapsed} ms after the poll started (SSF_POLL_TIMEOUT is 5 s)`)
   const passed = await pendingSets(app.db, stream.stream_id, 10)
   t.same([passed?.events.length, passed?.settling], [1, false], 'once the horizon passed it: shown, no longer settling')
+})
+
+t.test('a transaction in another database on the same server holds no stream back', { skip }, async (t) => {
+  const stream = await createStream(app, token)
+  await drain(app, token, stream.stream_id)
+  // The suite's shared database: the app runs on one of its own, on the same server.
+  const other = new pg.Client({ connectionString: process.env.TEST_DATABASE_URL })
+  await other.connect()
+  t.teardown(() => other.end())
+  await other.query('begin')
+  const { rows: [held] } = await other.query<{ xid: string }>('select pg_current_xact_id()::text as xid')
+
+  const pair = await registerUser(app)
+  t.equal((await app.inject({ method: 'POST', url: `${API_PREFIX}/logout`, headers: bearer(pair.access_token) })).statusCode, 204)
+  const { rows: [seen] } = await sql<{ xmin: string }>`select pg_snapshot_xmin(pg_current_snapshot())::text as xmin`.execute(app.db)
+  t.ok(BigInt(seen.xmin) <= BigInt(held.xid), `the server-wide xmin is held back by the other database's transaction (${seen.xmin} <= ${held.xid})`)
+  t.same(Object.values((await pollOnce(app, token, stream.stream_id)).sets).map(sessionOf), [decodeJwt(pair.access_token).payload.sid],
+    'delivered at once, while that transaction still runs')
+  await other.query('rollback')
 })

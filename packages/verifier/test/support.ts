@@ -261,8 +261,9 @@ export async function eventually(check: () => Promise<boolean> | boolean, timeou
 }
 
 /**
- * For a failure's report, on PostgreSQL (TEST_DATABASE_URL): the transactions holding the event
- * horizon back (with an xid, oldest first, in every database) and the newest security events.
+ * For a failure's report, on PostgreSQL (TEST_DATABASE_URL): the event horizon, the transactions
+ * with an xid (oldest first, in every database: the service's own hold it back) and the newest
+ * security events.
  */
 export async function horizonReport(): Promise<unknown> {
   const url = process.env.TEST_DATABASE_URL
@@ -273,10 +274,10 @@ export async function horizonReport(): Promise<unknown> {
     const holders = await client.query(`
       select datname, pid, backend_xid::text as xid, state, xact_start, left(query, 200) as query
       from pg_stat_activity where backend_xid is not null order by age(backend_xid) desc`)
-    const horizon = await client.query('select pg_snapshot_xmin(pg_current_snapshot())::text as horizon')
+    const horizon = await client.query('select auth_event_horizon()::text as horizon, pg_snapshot_xmin(pg_current_snapshot())::text as server_xmin')
     const events = await client.query(`
       select id::text, txid::text, event_type, session_id, occurred_at from security_events order by id desc limit 5`)
-    return { horizon: horizon.rows[0].horizon, holders: holders.rows, events: events.rows }
+    return { ...horizon.rows[0], holders: holders.rows, events: events.rows }
   } finally {
     await client.end()
   }
