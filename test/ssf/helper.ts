@@ -7,6 +7,7 @@ import type { App } from '../../src/app.js'
 import { API_PREFIX, bearer, buildTestApp, machineToken, testClient, type TestAppOptions, type TestClient, type TestContext } from '../helper.js'
 import type { StreamConfig } from '../../src/ssf/streams.js'
 import { eventsBeyondHorizon } from '../../src/repositories/ssf-streams.js'
+import { HORIZON_HOLDERS_QUERY, HORIZON_QUERY } from '../support/horizon-report.js'
 
 export const SSF = `${API_PREFIX}/ssf`
 export const STREAMS = `${SSF}/streams`
@@ -100,20 +101,16 @@ export async function poll(app: App, token: string, streamId: string, body: Reco
 export async function cursorReport(app: App, streamId: string): Promise<unknown> {
   const { rows } = await sql`
     select s.status, s.cursor_txid::text as cursor_txid, s.cursor_id::text as cursor_id,
-      pg_snapshot_xmin(pg_current_snapshot())::text as horizon,
       (select json_agg(json_build_object('id', e.id, 'txid', e.txid::text, 'type', e.event_type) order by e.txid, e.id)
          from security_events e where (e.txid, e.id) > (s.cursor_txid, s.cursor_id)) as after_cursor,
       (select json_agg(a.event_id) from ssf_stream_acks a where a.stream_id = s.id) as acks
     from ssf_streams s where s.id = ${streamId}::uuid`.execute(app.db)
-  return { stream: rows[0], holders: await horizonHolders(app) }
+  const { rows: [horizon] } = await sql.raw(HORIZON_QUERY).execute(app.db)
+  return { stream: rows[0], horizon, holders: await horizonHolders(app) }
 }
 
-/** The transactions with an xid, oldest first, in every database of the server (those of the app's own hold the horizon back). */
 async function horizonHolders(app: App): Promise<unknown[]> {
-  const { rows } = await sql`
-    select datname, pid, backend_xid::text as xid, state, xact_start, left(query, 200) as query
-    from pg_stat_activity where backend_xid is not null order by age(backend_xid) desc`.execute(app.db)
-  return rows
+  return (await sql.raw(HORIZON_HOLDERS_QUERY).execute(app.db)).rows
 }
 
 /** Polls (acknowledging everything) until nothing is left; every SET received, in order. */

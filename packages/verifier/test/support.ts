@@ -10,6 +10,7 @@ import path from 'node:path'
 import pg from 'pg'
 import type { Test } from 'tap'
 import { generateClientSecret, hashClientSecret } from '../../../src/auth/service-clients.js'
+import { HORIZON_HOLDERS_QUERY, HORIZON_QUERY } from '../../../test/support/horizon-report.js'
 import { startServer, type ServerProcess } from '../../../test/support/server-process.js'
 import type { FetchLike, VerifierLogger } from '../src/index.js'
 
@@ -271,10 +272,8 @@ export async function horizonReport(): Promise<unknown> {
   const client = new pg.Client({ connectionString: url })
   await client.connect()
   try {
-    const holders = await client.query(`
-      select datname, pid, backend_xid::text as xid, state, xact_start, left(query, 200) as query
-      from pg_stat_activity where backend_xid is not null order by age(backend_xid) desc`)
-    const horizon = await client.query('select auth_event_horizon()::text as horizon, pg_snapshot_xmin(pg_current_snapshot())::text as server_xmin')
+    const holders = await client.query(HORIZON_HOLDERS_QUERY)
+    const horizon = await client.query(HORIZON_QUERY)
     const events = await client.query(`
       select id::text, txid::text, event_type, session_id, occurred_at from security_events order by id desc limit 5`)
     return { ...horizon.rows[0], holders: holders.rows, events: events.rows }
